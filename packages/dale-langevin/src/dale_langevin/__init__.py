@@ -1,0 +1,3 @@
+"""Dale meets Langevin: multiplicative denoising diffusion, reproduced."""
+
+__version__ = "0.1.0"
