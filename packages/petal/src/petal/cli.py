@@ -4,6 +4,9 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="petal", description="PETAL: lifelong test-time adaptation (Brahma & Rai, CVPR 2023), reproduced.")
+    parser = argparse.ArgumentParser(
+        prog="petal",
+        description="PETAL: lifelong test-time adaptation (Brahma & Rai, CVPR 2023), reproduced.",
+    )
     parser.parse_args(argv)
     return 0
