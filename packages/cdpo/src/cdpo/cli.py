@@ -4,6 +4,8 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cdpo", description="cDPO: critical tokens and token-level DPO, reproduced.")
+    parser = argparse.ArgumentParser(
+        prog="cdpo", description="cDPO: critical tokens and token-level DPO, reproduced."
+    )
     parser.parse_args(argv)
     return 0
