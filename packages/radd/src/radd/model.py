@@ -21,7 +21,7 @@ from radd.schedule import log_expm1
 MODEL_SIZES: dict[str, dict[str, int | float]] = {
     "small": {"hidden": 768, "n_blocks": 12, "n_heads": 12, "dropout": 0.02},
     "medium": {"hidden": 1024, "n_blocks": 24, "n_heads": 16, "dropout": 0.02},
-    "cpu": {"hidden": 96, "n_blocks": 3, "n_heads": 4, "dropout": 0.0},
+    "cpu": {"hidden": 64, "n_blocks": 2, "n_heads": 4, "dropout": 0.0},
     "tiny": {"hidden": 32, "n_blocks": 2, "n_heads": 2, "dropout": 0.0},
 }
 
@@ -103,7 +103,9 @@ class TimeEmbedding(nn.Module):
     def __init__(self, cond_dim: int, n_freq: int = 256) -> None:
         super().__init__()
         self.n_freq = n_freq
-        self.mlp = nn.Sequential(nn.Linear(n_freq, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(n_freq, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim)
+        )
 
     def forward(self, sigma_bar: torch.Tensor) -> torch.Tensor:
         half = self.n_freq // 2
@@ -123,8 +125,8 @@ class RADDModel(nn.Module, PyTorchModelHubMixin):
         self,
         vocab_size: int = 257,
         length: int = 128,
-        hidden: int = 96,
-        n_blocks: int = 3,
+        hidden: int = 64,
+        n_blocks: int = 2,
         n_heads: int = 4,
         mlp_ratio: int = 4,
         dropout: float = 0.0,

@@ -36,7 +36,7 @@ def unmask_rates(schedule: Schedule, steps: int, method: str = "tweedie", eps: f
     t = torch.linspace(1.0, eps, steps + 1, dtype=torch.float64)
     lam = -torch.expm1(-schedule.total(t))
     if method == "tweedie":
-        # Tweedie tau-leaping: P(x_{t_{k+1}} unmasked | x_{t_k} masked) = (lam_k - lam_{k+1}) / lam_k.
+        # Tweedie tau-leaping: P(unmasked at t_{k+1} | masked at t_k) = (lam_k - lam_{k+1}) / lam_k
         rho = (lam[:-1] - lam[1:]) / lam[:-1]
     else:
         # Euler: rho_k = dt sigma(t_k) e^{-sigma_bar(t_k)} / (1 - e^{-sigma_bar(t_k)}).
