@@ -298,3 +298,22 @@ def update_readme_section(readme: str | os.PathLike, markdown: str, name: str = 
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     return atomic_write_text(readme, f"{head}{start}\n{markdown.strip()}\n{end}{tail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m reprozoo.results`: render every result record into one Markdown report."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m reprozoo.results",
+        description="Render results/<package>/*.json records into a Markdown report.",
+    )
+    parser.add_argument("--results", default="results", help="folder of result records")
+    parser.add_argument("--out", default="REPRODUCTION.md", help="Markdown file to write")
+    args = parser.parse_args(argv)
+    print(render_report(args.results, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
