@@ -92,3 +92,39 @@ def test_bench_ratio_table():
     assert "2.000" in text and "(baseline)" in text
     with pytest.raises(ValueError):
         ratio_table({"a": 1.0}, baseline="b", unit="x")
+
+
+def test_package_table_from_records(tmp_path):
+    from reprozoo.results import render_package_table
+
+    for name in ("alpha", "beta"):
+        (tmp_path / "packages" / name).mkdir(parents=True)
+        (tmp_path / "packages" / name / "pyproject.toml").write_text(
+            f'[project]\nname = "{name}"\ndescription = "Paper {name}"\n'
+        )
+    write_record(
+        tmp_path / "results" / "alpha" / "main.json",
+        package="alpha",
+        experiment="main",
+        config={},
+        seeds=[0],
+        tables=[],
+        device="cpu",
+        started=time.time(),
+        extra={"headline": "error 0.10 vs 0.20"},
+    )
+    table = render_package_table(tmp_path / "results", tmp_path / "packages")
+    assert "| Paper alpha | reproduced (embedded default) | error 0.10 vs 0.20 |" in table
+    assert "| Paper beta | no results yet | — |" in table
+
+
+def test_run_main_turns_user_errors_into_exit_code_2(capsys):
+    from reprozoo.cli import run_main
+    from reprozoo.data import DataNotFoundError
+
+    def failing(argv):
+        raise DataNotFoundError("CIFAR-10-C not found under /nowhere")
+
+    assert run_main(failing, []) == 2
+    assert "error: CIFAR-10-C not found under /nowhere" in capsys.readouterr().err
+    assert run_main(lambda argv: None, []) == 0

@@ -288,6 +288,36 @@ def render_report(
     return atomic_write_text(out, "\n".join(sections) + "\n")
 
 
+def render_package_table(
+    results_root: str | os.PathLike = "results", packages_root: str | os.PathLike = "packages"
+) -> str:
+    """The workspace README's package table: paper, status and headline from the records.
+
+    A package's headline is the `extra["headline"]` sentence its reproduction computed and
+    stored in a record; a package without records is listed as not yet reproduced.
+    """
+    import tomllib
+
+    lines = [
+        "| package | paper | status | headline on the embedded default |",
+        "|---|---|---|---|",
+    ]
+    for folder in sorted(Path(packages_root).iterdir()):
+        if not (folder / "pyproject.toml").is_file():
+            continue
+        project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+        records = [
+            json.loads(p.read_text())
+            for p in sorted(Path(results_root, folder.name).glob("*.json"))
+        ]
+        headlines = [r["extra"]["headline"] for r in records if r.get("extra", {}).get("headline")]
+        status = "reproduced (embedded default)" if records else "no results yet"
+        link = f"[{folder.name}]({folder.as_posix()}/README.md)"
+        paper = project.get("description", "")
+        lines.append(f"| {link} | {paper} | {status} | {' '.join(headlines) or '—'} |")
+    return "\n".join(lines)
+
+
 def update_readme_section(readme: str | os.PathLike, markdown: str, name: str = "results") -> Path:
     """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in a file."""
     readme = Path(readme)
@@ -310,8 +340,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--results", default="results", help="folder of result records")
     parser.add_argument("--out", default="REPRODUCTION.md", help="Markdown file to write")
+    parser.add_argument(
+        "--readme",
+        default=None,
+        help="also regenerate the package table between <!-- packages:start/end --> in this file",
+    )
+    parser.add_argument("--packages", default="packages", help="folder of the paper packages")
     args = parser.parse_args(argv)
     print(render_report(args.results, args.out))
+    if args.readme:
+        table = render_package_table(args.results, args.packages)
+        print(update_readme_section(args.readme, table, name="packages"))
     return 0
 
 
