@@ -10,10 +10,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
-from reprozoo.config import ConfigError
-
 from dale_langevin.method import WEIGHTINGS
 from dale_langevin.model import ARCHS, TIME_EMBEDDINGS
+from reprozoo.config import ConfigError
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "kmnist")
 
@@ -61,7 +60,7 @@ class DaleConfig:
     weighting: Literal["paper", "eps", "none"] = _f(
         "eps", "M-DSM weight lambda(t): paper = sigma^4 t^2, eps = sigma^2 t, none = 1"
     )
-    steps: int = _f(6000, "training iterations")
+    steps: int = _f(5000, "training iterations")
     batch_size: int = _f(128, "global training batch size (split over torchrun processes)")
     lr: float = _f(1e-3, "Adam learning rate")
     ema: float = _f(0.999, "EMA decay of the weights used for sampling (0 = no EMA)")
@@ -141,7 +140,7 @@ PROFILES = {
         n_samples=10_000,
         sample_batch=1000,
     ),
-    "quick": DaleConfig(steps=200, checkpoint_every=100, levels=100, n_samples=100),
+    "quick": DaleConfig(steps=150, checkpoint_every=75, levels=50, n_samples=64, sample_batch=64),
 }
 
 

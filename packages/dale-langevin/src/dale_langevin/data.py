@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from reprozoo.data import load_digits_images, require_layout, stratified_split
 
 # torchvision class name and folder of each paper-scale data set, and where to get it.

@@ -34,9 +34,7 @@ PAPER_SCHEDULES = {
     ("kmnist", "ums"): (2.11316e-4, 3, 1.0),
 }
 # The digits have no tuned constants; they borrow MNIST's, the closest data set.
-PAPER_SCHEDULES.update(
-    {("digits", s): PAPER_SCHEDULES[("mnist", s)] for s in ("dls", "ums")}
-)
+PAPER_SCHEDULES.update({("digits", s): PAPER_SCHEDULES[("mnist", s)] for s in ("dls", "ums")})
 
 
 # ----------------------------------------------------------------------------------------------
