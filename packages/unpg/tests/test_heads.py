@@ -5,8 +5,16 @@ import math
 import pytest
 import torch
 
-from unpg.heads import HEADS, AdaFace, ArcFace, CosFace, CurricularFace, MagFace, SphereFace
-from unpg.heads import build_head
+from unpg.heads import (
+    HEADS,
+    AdaFace,
+    ArcFace,
+    CosFace,
+    CurricularFace,
+    MagFace,
+    SphereFace,
+    build_head,
+)
 from unpg.method import UNPGLoss
 
 
@@ -47,7 +55,7 @@ def test_arcface_target_closed_form(mode):
         assert beyond.any()
     torch.testing.assert_close(out[:, 0], expected)
     torch.testing.assert_close(out[:, 1], torch.sin(THETA))  # non-targets untouched
-    inside = THETA < math.pi - m
+    inside = math.pi - m > THETA
     prod = torch.cos(THETA) * math.cos(m) - torch.sin(THETA) * math.sin(m)
     torch.testing.assert_close(out[inside, 0], prod[inside])
 

@@ -8,8 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from unpg.heads import ArcFace, CosFace, MagFace
-from unpg.method import UNPGLoss, negative_pair_similarities, unpg_cross_entropy
-from unpg.method import whisker_fences, whisker_filter
+from unpg.method import (
+    UNPGLoss,
+    negative_pair_similarities,
+    unpg_cross_entropy,
+    unpg_logits,
+    whisker_fences,
+    whisker_filter,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -158,3 +164,17 @@ def test_bad_options_rejected():
         UNPGLoss(head, whisker=-1)
     with pytest.raises(ValueError, match="scope"):
         UNPGLoss(head, scope="row")
+
+
+def test_shared_shortcut_equals_explicit_concatenation():
+    x, y, head = _batch(5, b=20)
+    x.requires_grad_(True)
+    f = F.normalize(x, dim=1)
+    extra = whisker_filter(negative_pair_similarities(f, y), 1.5)
+    out = head(x, y)
+    fast = unpg_cross_entropy(out.logits, extra, y, 64)
+    explicit = F.cross_entropy(unpg_logits(out.logits, extra, 64), y)
+    torch.testing.assert_close(fast, explicit)
+    (g_fast,) = torch.autograd.grad(fast, x, retain_graph=True)
+    (g_explicit,) = torch.autograd.grad(explicit, x)
+    torch.testing.assert_close(g_fast, g_explicit)

@@ -155,9 +155,16 @@ class MagFace(MarginHead):
     norm_aware = True
 
     def __init__(
-        self, embedding_size, num_classes, s=64.0, l_m=0.45, u_m=0.8, l_a=10.0, u_a=110.0,
+        self,
+        embedding_size,
+        num_classes,
+        s=64.0,
+        l_m=0.45,
+        u_m=0.8,
+        l_a=10.0,
+        u_a=110.0,
         lambda_g=35.0,
-    ):  # fmt: skip
+    ):
         super().__init__(embedding_size, num_classes, s)
         if not (0 < l_a < u_a and 0 <= l_m <= u_m < math.pi / 2 and lambda_g >= 0):
             raise ValueError(
@@ -193,7 +200,7 @@ class AdaFace(MarginHead):
 
     def __init__(self, embedding_size, num_classes, s=64.0, m=0.4, h=0.333, t_alpha=0.01):
         super().__init__(embedding_size, num_classes, s)
-        if not (0 <= m < 1 and 0 <= h and 0 < t_alpha <= 1):
+        if not (0 <= m < 1 and h >= 0 and 0 < t_alpha <= 1):
             raise ValueError(
                 f"AdaFace needs 0 <= m < 1, h >= 0, 0 < t_alpha <= 1; got m={m}, h={h}, "
                 f"t_alpha={t_alpha}"

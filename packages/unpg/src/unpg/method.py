@@ -75,10 +75,23 @@ def unpg_logits(head_logits: torch.Tensor, extra: torch.Tensor, s: float) -> tor
 def unpg_cross_entropy(
     head_logits: torch.Tensor, extra: torch.Tensor, labels: torch.Tensor, s: float
 ) -> torch.Tensor:
-    """Mean over rows of −log softmax at the target; labels index only the first C columns."""
+    """Mean over rows of −log softmax at the target; labels index only the first C columns.
+
+    For the shared form the appended columns are the same in every row, so their share of each
+    row's normaliser is one scalar, log Σ_k e^{s t_k}; it is computed once and joined to every
+    row's log-sum-exp. This equals the cross-entropy over the concatenated B×(C+K) matrix
+    (``unpg_logits``) in value and gradient, at O(B·C + K) instead of O(B·(C + K)) cost.
+    """
     if extra.numel() == 0:
         return F.cross_entropy(s * head_logits, labels)
-    return F.cross_entropy(unpg_logits(head_logits, extra, s), labels)
+    if extra.dim() == 2:
+        return F.cross_entropy(unpg_logits(head_logits, extra, s), labels)
+    scaled = s * head_logits
+    extra_lse = torch.logsumexp(s * extra.to(scaled.dtype), dim=0)
+    row_lse = torch.logsumexp(scaled, dim=1)
+    normaliser = torch.logaddexp(row_lse, extra_lse)
+    target = scaled.gather(1, labels[:, None]).squeeze(1)
+    return (normaliser - target).mean()
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
