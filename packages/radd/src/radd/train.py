@@ -159,7 +159,9 @@ def train(
         (dist.rank + 1) * cfg.batch_size // dist.world_size,
     )
     began = time.time()
-    bar = progress(range(start, cfg.steps), desc=f"train {cfg.loss}", disable=quiet)
+    # The core's progress() cannot take `disable` (it passes it twice), so a quiet run skips it.
+    steps = range(start, cfg.steps)
+    bar = steps if quiet else progress(steps, desc=f"train {cfg.loss}")
     step = start
     for step in bar:
         # 1. The global batch and its noise, from the step's own generator.
@@ -181,7 +183,8 @@ def train(
         _ema_update(ema, model, cfg.ema, step)
 
         history.append(all_reduce_mean(loss.detach()).item())
-        bar.set_postfix(loss=f"{history[-1] / cfg.length:.3f}/tok")
+        if not quiet:
+            bar.set_postfix(loss=f"{history[-1] / cfg.length:.3f}/tok")
         done = step + 1
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
             save(done)
