@@ -34,7 +34,7 @@ class CdpoConfig:
     n_layers: int = _h("decoder layers of the tiny Llama", default=3)
     n_heads: int = _h("attention heads of the tiny Llama", default=4)
     d_ffn: int = _h("MLP width of the tiny Llama", default=256)
-    pretrain_steps: int = _h("base-model pretraining steps on the noisy corpus", default=800)
+    pretrain_steps: int = _h("base-model pretraining steps on the noisy corpus", default=600)
     pretrain_batch: int = _h("pretraining batch size", default=64)
     pretrain_lr: float = _h("pretraining peak learning rate (AdamW, cosine)", default=2e-3)
     pretrain_warmup: int = _h("pretraining warm-up steps", default=100)
@@ -64,7 +64,7 @@ class CdpoConfig:
     only_neg: bool = _h("weight only rejected tokens (chosen weights 1), as released", default=True)
     methods: tuple[str, ...] = _h(
         f"preference methods to train, from {', '.join(METHODS)}",
-        default=("sft", "dpo", "rpo", "tdpo", "cdpo_seq", "cdpo_code"),
+        default=("sft", "dpo", "rpo", "tdpo", "cdpo_seq", "cdpo_code", "oracle"),
     )
     pref_adapter: Literal["full", "lora"] = _h(
         "full fine-tuning or LoRA for the preference stage", default="full"
@@ -92,7 +92,10 @@ class CdpoConfig:
     max_total_tokens: int = _h(
         "drop pairs whose prompt+response is this long or longer", default=1024
     )
-    seed: int = _h("seed of data generation, pretraining and sampling", default=0)
+    seed: int = field(
+        default=0,
+        metadata={"help": "seed of data, pretraining and sampling (set by --seed)", "cli": False},
+    )
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:

@@ -116,6 +116,9 @@ def train_preference(
     """
     torch.manual_seed(seed)
     policy = copy.deepcopy(base_model)
+    if not pairs:
+        log.warning("%s: no preference pairs, the policy stays the base model", method)
+        return policy.eval(), {"chosen": [], "rejected": [], "loss": []}
     ref_model = None
     if use_lora:
         from .model import PREF_TARGETS, add_lora

@@ -7,7 +7,14 @@ it drew (no detokenise / retokenise round trip between sampling and scoring).
 
 from __future__ import annotations
 
+import inspect
+
 import torch
+from transformers import LlamaForCausalLM
+
+# transformers renamed the cache argument of ``forward`` from ``past_key_values`` to ``cache``.
+_FORWARD_ARGS = inspect.signature(LlamaForCausalLM.forward).parameters
+CACHE_ARG = "cache" if "cache" in _FORWARD_ARGS else "past_key_values"
 
 
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,8 +78,8 @@ def sample(
                 input_ids=step_ids,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=past,
                 use_cache=True,
+                **{CACHE_ARG: past},
             )
             past, logits = res.past_key_values, res.logits[:, -1, :].float()
             if temperature == 0:

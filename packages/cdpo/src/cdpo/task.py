@@ -53,6 +53,12 @@ class ArithTask:
             responses.append(self.tok.encode(" ".join(traj.words)) + [self.eos_id])
         return prompts, responses
 
+    def show(self, problem: Problem) -> str:
+        return " ".join(problem.question())
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tok.decode(ids)
+
     def canonical(self, problem: Problem) -> list[int]:
         return self.tok.encode(" ".join(arith.write_solution(problem).words)) + [self.eos_id]
 
