@@ -169,7 +169,7 @@ def test_theorem_1_by_enumeration():
         sigma_bar = LogLinearSchedule().total(torch.tensor(t, dtype=torch.float64)).item()
         keep = math.exp(-sigma_bar)
 
-        def p_t(state):
+        def p_t(state, keep=keep):
             total = 0.0
             for x in clean:
                 if all(s in (xi, M) for s, xi in zip(state, x, strict=True)):

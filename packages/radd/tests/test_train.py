@@ -4,13 +4,13 @@ import dataclasses
 
 import pytest
 import torch
-from reprozoo.checkpoint import CheckpointError
-from reprozoo.config import ConfigError
-from reprozoo.runtime import run_multiprocess
 
 from radd.config import TrainConfig, profile
 from radd.model import RADDModel
 from radd.train import load_corpus, train
+from reprozoo.checkpoint import CheckpointError
+from reprozoo.config import ConfigError
+from reprozoo.runtime import run_multiprocess
 
 TINY = profile("markov", steps=6, batch_size=8, markov_sequences=64, checkpoint_every=0)
 

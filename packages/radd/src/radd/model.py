@@ -21,6 +21,7 @@ from radd.schedule import log_expm1
 MODEL_SIZES: dict[str, dict[str, int | float]] = {
     "small": {"hidden": 768, "n_blocks": 12, "n_heads": 12, "dropout": 0.02},
     "medium": {"hidden": 1024, "n_blocks": 24, "n_heads": 16, "dropout": 0.02},
+    "base": {"hidden": 128, "n_blocks": 4, "n_heads": 4, "dropout": 0.0},
     "cpu": {"hidden": 64, "n_blocks": 2, "n_heads": 4, "dropout": 0.0},
     "tiny": {"hidden": 32, "n_blocks": 2, "n_heads": 2, "dropout": 0.0},
 }
