@@ -85,8 +85,9 @@ def kfold_pairs(
     """
     identity, family, pose = (np.asarray(v) for v in (identity, family, pose))
     rng = np.random.default_rng(seed)
-    ids = rng.permutation(np.unique(identity))
-    groups = np.array_split(ids, folds)
+    # Whole families go to one fold, so folds are identity-disjoint and siblings stay together.
+    fams = np.array_split(rng.permutation(np.unique(family)), folds)
+    groups = [np.unique(identity[np.isin(family, f)]) for f in fams]
     a, b, same, fold = [], [], [], []
     for k, group in enumerate(groups):
         members = {i: np.flatnonzero(identity == i) for i in group}
@@ -146,7 +147,8 @@ def template_report(emb, identity, seed: int, n_templates: int = 2000, fars=FARS
     ids = np.unique(identity)
     for t in range(n_templates):
         i = rng.choice(ids)
-        imgs = rng.choice(np.flatnonzero(identity == i), rng.integers(1, 6), replace=False)
+        pool = np.flatnonzero(identity == i)
+        imgs = rng.choice(pool, min(len(pool), int(rng.integers(1, 6))), replace=False)
         template.append(np.full(len(imgs), t)), media.append(imgs), owner.append(i)
     rows = np.concatenate(media)
     feats = pool_templates(emb[rows], np.concatenate(template), np.arange(len(rows)))

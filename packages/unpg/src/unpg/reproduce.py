@@ -75,7 +75,7 @@ QUICK = ReproConfig(
     heads=("arcface",),
     seeds=(0, 1),
     train=dataclasses.replace(PROFILES["synth"], steps=24, batch_size=32),
-    synth=SynthConfig(train_families=12, test_families=6, images_per_identity=6),
+    synth=SynthConfig(train_families=12, test_families=10, images_per_identity=4),
     probe_identities=40,
 )
 
@@ -138,10 +138,20 @@ def run_grid(cfg: ReproConfig, out: Path) -> dict:
                 key = f"{head}{'+unpg' if unpg else ''}/seed{seed}"
                 run_dir = out / "runs" / key.replace("/", "_")
                 cache = run_dir / "metrics.json"
-                if cache.exists():
-                    results[key] = json.loads(cache.read_text())
-                    continue
                 tcfg = cfg.train_config(head, unpg)
+                signature = {
+                    "train": dataclasses.asdict(tcfg),
+                    "synth": dataclasses.asdict(cfg.synth),
+                }
+                if cache.exists():
+                    cached = json.loads(cache.read_text())
+                    if cached.get("signature") != json.loads(json.dumps(signature)):
+                        raise ConfigError(
+                            f"{cache} was computed with another configuration; use a new --out "
+                            "folder or delete it"
+                        )
+                    results[key] = cached
+                    continue
                 t0 = time.time()
                 trainee, history = train(
                     tcfg,
@@ -151,7 +161,7 @@ def run_grid(cfg: ReproConfig, out: Path) -> dict:
                     extra_config={"synth": dataclasses.asdict(cfg.synth)},
                 )
                 metrics = evaluate_run(trainee, test_split, train_split, cfg, seed)
-                metrics.update(history=history, train_seconds=time.time() - t0)
+                metrics.update(history=history, train_seconds=time.time() - t0, signature=signature)
                 atomic_write_json(cache, metrics)
                 results[key] = metrics
                 log.info(

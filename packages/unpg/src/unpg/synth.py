@@ -51,14 +51,14 @@ class SynthConfig:
         seed: generator seed; the renderer itself is drawn from ``renderer_seed``.
     """
 
-    train_families: int = 200
+    train_families: int = 100
     test_families: int = 80
     family_size: int = 5
     images_per_identity: int = 8
     latent_dim: int = 24
-    tau: float = 0.6
+    tau: float = 1.0
     sigma_expression: float = 0.25
-    max_rotation_deg: float = 20.0
+    max_rotation_deg: float = 10.0
     duplicated_fraction: float = 0.015
     image_size: int = 24
     seed: int = 0
