@@ -8,6 +8,10 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+from transformers.utils import logging as hf_logging
+
+# Model folders are loaded and saved dozens of times per run; their progress bars are noise.
+hf_logging.disable_progress_bar()
 
 from reprozoo.checkpoint import CheckpointError
 
