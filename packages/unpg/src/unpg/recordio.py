@@ -139,7 +139,7 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 H×W×3 to float C×H×W in [−1, 1] (insightface normalisation)."""
-    return torch.from_numpy(rgb).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
 class RecordFaceSource:

@@ -112,16 +112,9 @@ def train(
         log_run_header(log, package="unpg", config=record, seed=seed, device=device)
 
     model = build(cfg, source.num_classes, seed).to(device)
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim == 1 else decay).append(p)
+    # As in the official code: one SGD over backbone and head, weight decay on every parameter.
     opt = torch.optim.SGD(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=cfg.lr,
-        momentum=cfg.momentum,
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
     )
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, steps, cfg.warmup_fraction)
