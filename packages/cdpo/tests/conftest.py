@@ -8,7 +8,7 @@ os.environ.setdefault("REPROZOO_PROGRESS", "0")
 torch.set_num_threads(1)
 
 
-def fabricate_samples(pipe, n_samples: int, seed: int = 0) -> None:
+def _fabricate_samples(pipe, n_samples: int, seed: int = 0) -> None:
     """Write a ``samples`` stage artefact from the noisy corpus writer, as if the base model
     had sampled it, so that the later stages run on trajectories with known errors."""
     from cdpo import arith
@@ -40,3 +40,8 @@ def quick_cfg():
     from cdpo.config import profile
 
     return profile("quick")
+
+
+@pytest.fixture(scope="session")
+def fabricate_samples():
+    return _fabricate_samples
