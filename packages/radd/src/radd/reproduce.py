@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,7 +49,7 @@ class ReproduceConfig:
     markov_length: int = field(default=12, metadata={"help": "Markov sequence length"})
     eval_sequences: int = field(default=256, metadata={"help": "validation sequences scored"})
     eval_draws: int = field(default=16, metadata={"help": "noise draws per sequence (bound)"})
-    estimator_draws: int = field(default=64, metadata={"help": "draws for estimator tables"})
+    estimator_draws: int = field(default=32, metadata={"help": "draws for estimator tables"})
     exact_ao_sequences: int = field(default=16, metadata={"help": "sequences enumerated"})
     sample_steps: tuple[int, ...] = field(
         default=(16, 64, 256, 1024, 4096), metadata={"help": "sampling step counts"}
@@ -253,10 +254,14 @@ def _fmt(values) -> str:
 
 def reproduce(rc: ReproduceConfig, out: str | Path, record_name: str = "reproduce.json") -> dict:
     """Run the whole embedded reproduction and write its record under `out`."""
+    with tempfile.TemporaryDirectory(prefix="radd-reproduce-") as work:
+        return _reproduce(rc, Path(out), Path(work), record_name)
+
+
+def _reproduce(rc: ReproduceConfig, out: Path, work: Path, record_name: str) -> dict:
     from radd.sampling_study import markov_sampling_table, sampling_tables
 
     started = time.time()
-    out = Path(out)
     schedule = LogLinearSchedule()
     log_run_header(
         log, package="radd", config=config_to_dict(rc), seed=list(rc.seeds), device="cpu"
@@ -265,7 +270,7 @@ def reproduce(rc: ReproduceConfig, out: str | Path, record_name: str = "reproduc
     # 1. Markov corpus: every objective, bound beside the exact NLL.
     m_cfg = profile("markov", steps=rc.markov_steps, length=rc.markov_length)
     m_corpus = load_corpus(m_cfg)
-    m_models = _train_grid(m_cfg, rc, m_corpus, out / "runs" / "markov")
+    m_models = _train_grid(m_cfg, rc, m_corpus, work / "markov")
     m_valid = m_corpus["valid"][: rc.eval_sequences]
     exact = (-m_corpus["chain"].log_prob(m_valid).mean().item()) / rc.markov_length
     m_table, m_raw = _loss_table(m_models, rc, m_valid, schedule, "Markov", exact=exact)
@@ -290,7 +295,7 @@ def reproduce(rc: ReproduceConfig, out: str | Path, record_name: str = "reproduc
     # 2. pydoc bytes: every objective; unigram entropy and an n-gram judge as references.
     p_cfg = TrainConfig(steps=rc.pydoc_steps, length=rc.pydoc_length, model_size=rc.pydoc_size)
     p_corpus = load_corpus(p_cfg)
-    p_models = _train_grid(p_cfg, rc, p_corpus, out / "runs" / "pydoc")
+    p_models = _train_grid(p_cfg, rc, p_corpus, work / "pydoc")
     p_valid = p_corpus["valid"][: rc.eval_sequences]
     p_table, p_raw = _loss_table(p_models, rc, p_valid, schedule, "pydoc (bytes)")
     judge = NGramJudge(p_corpus["train"].numpy())
