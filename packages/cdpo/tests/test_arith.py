@@ -20,9 +20,15 @@ def test_injected_error_index_is_the_first_divergence_and_canon_is_gold():
         assert arith.parse_answer(noisy.words) == noisy.answer
         if noisy.error_kind:
             kinds.add(noisy.error_kind)
-            assert divergence_kind(p, canon.words, noisy.error_pos) in {
-                "trap_a": {"trap_a"}, "trap_b": {"trap_b"}, "slip": {"result"},
-                "copy": {"operand"}}[noisy.error_kind]
+            assert (
+                divergence_kind(p, canon.words, noisy.error_pos)
+                in {
+                    "trap_a": {"trap_a"},
+                    "trap_b": {"trap_b"},
+                    "slip": {"result"},
+                    "copy": {"operand"},
+                }[noisy.error_kind]
+            )
     assert kinds == {"trap_a", "trap_b", "slip", "copy"}
 
 
@@ -48,18 +54,18 @@ def test_tokenizer_round_trip_and_digits():
 
 
 def test_answer_parser_on_edge_cases():
-    assert arith.parse_answer("1 + 2 = 3 . answer 3 <eos>".split()) == 3
-    assert arith.parse_answer("answer 1 2 answer 4 5".split()) == 45
-    assert arith.parse_answer("1 + 2 = 3 .".split()) is None
-    assert arith.parse_answer("answer . 4".split()) is None
+    assert arith.parse_answer(["1", "+", "2", "=", "3", ".", "answer", "3", "<eos>"]) == 3
+    assert arith.parse_answer(["answer", "1", "2", "answer", "4", "5"]) == 45
+    assert arith.parse_answer(["1", "+", "2", "=", "3", "."]) is None
+    assert arith.parse_answer(["answer", ".", "4"]) is None
 
 
 def test_equation_checker():
-    assert parse_equation("2 3 + 7 = 3 0".split()) is True
-    assert parse_equation("2 3 - 7 = 1 5".split()) is False
-    assert parse_equation("3 * 4 = 1 2".split()) is True
-    assert parse_equation("answer 3 8".split()) is None
-    assert parse_equation("2 + = 4".split()) is None
+    assert parse_equation(["2", "3", "+", "7", "=", "3", "0"]) is True
+    assert parse_equation(["2", "3", "-", "7", "=", "1", "5"]) is False
+    assert parse_equation(["3", "*", "4", "=", "1", "2"]) is True
+    assert parse_equation(["answer", "3", "8"]) is None
+    assert parse_equation(["2", "+", "=", "4"]) is None
 
 
 def test_splits_are_disjoint_and_reproducible():

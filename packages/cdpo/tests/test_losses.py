@@ -66,8 +66,9 @@ def test_code_form_prompt_and_pad_positions_are_log2_without_gradient():
 def test_zero_rejected_weights_cut_the_rejected_gradient():
     pi_w, ref_w, pi_l, ref_l, m_w, m_l = batch()
     a_w, a_l = with_grad(pi_w, pi_l)
-    loss = L.cdpo_seq_loss(a_w, ref_w, a_l, ref_l, m_w, m_l, torch.ones_like(m_w),
-                           torch.zeros_like(m_l), BETA)
+    loss = L.cdpo_seq_loss(
+        a_w, ref_w, a_l, ref_l, m_w, m_l, torch.ones_like(m_w), torch.zeros_like(m_l), BETA
+    )
     loss.backward()
     assert torch.all(a_l.grad == 0)
     delta_w = ((pi_w - ref_w) * m_w).sum(-1)
@@ -94,8 +95,9 @@ def test_one_hot_rejected_weight_gradient_is_beta_sigma_w(t_star):
     def f(x):
         p = pi_l.clone().double()
         p[0, t_star] += x
-        return L.cdpo_seq_loss(pi_w.double(), ref_w.double(), p, ref_l.double(), m_w, m_l,
-                               ones, w_l.double(), BETA).item()
+        return L.cdpo_seq_loss(
+            pi_w.double(), ref_w.double(), p, ref_l.double(), m_w, m_l, ones, w_l.double(), BETA
+        ).item()
 
     assert math.isclose((f(eps) - f(-eps)) / (2 * eps), expected.item(), rel_tol=1e-4)
 
@@ -114,10 +116,13 @@ def test_policy_equal_to_reference_gives_log2_everywhere():
     ones = torch.ones_like(m_w)
     w = torch.rand_like(m_w)
     log2 = math.log(2)
-    assert math.isclose(L.dpo_loss(pi_w, pi_w, pi_l, pi_l, m_w, m_l, BETA).item(), log2, rel_tol=1e-6)
+    assert math.isclose(
+        L.dpo_loss(pi_w, pi_w, pi_l, pi_l, m_w, m_l, BETA).item(), log2, rel_tol=1e-6
+    )
     for fn in (L.cdpo_seq_loss, L.cdpo_code_loss):
-        assert math.isclose(fn(pi_w, pi_w, pi_l, pi_l, m_w, m_l, w, w, BETA).item(), log2,
-                            rel_tol=1e-6)
+        assert math.isclose(
+            fn(pi_w, pi_w, pi_l, pi_l, m_w, m_l, w, w, BETA).item(), log2, rel_tol=1e-6
+        )
     rpo0 = L.rpo_loss(pi_w, pi_w, pi_l, pi_l, m_w, m_l, BETA, alpha=0.0)
     assert math.isclose(rpo0.item(), log2, rel_tol=1e-6)
     logits = torch.randn(3, 8, 11)
@@ -149,8 +154,10 @@ def test_extra_right_padding_leaves_sequence_losses_unchanged():
     a = L.cdpo_seq_loss(pi_w, ref_w, pi_l, ref_l, m_w, m_l, w, w, BETA)
     b = L.cdpo_seq_loss(*(pad(x) for x in (pi_w, ref_w, pi_l, ref_l, m_w, m_l, w, w)), BETA)
     assert torch.allclose(a, b)
-    assert torch.allclose(L.dpo_loss(pi_w, ref_w, pi_l, ref_l, m_w, m_l, BETA),
-                          L.dpo_loss(*(pad(x) for x in (pi_w, ref_w, pi_l, ref_l, m_w, m_l)), BETA))
+    assert torch.allclose(
+        L.dpo_loss(pi_w, ref_w, pi_l, ref_l, m_w, m_l, BETA),
+        L.dpo_loss(*(pad(x) for x in (pi_w, ref_w, pi_l, ref_l, m_w, m_l)), BETA),
+    )
 
 
 def test_layout_rejects_weights_of_the_wrong_length():

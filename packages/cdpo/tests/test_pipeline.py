@@ -5,11 +5,11 @@ import math
 import shutil
 
 import pytest
-from reprozoo.checkpoint import CheckpointError
 
 from cdpo.config import replace
 from cdpo.pipeline import Pipeline
 from cdpo.reproduce import reproduce
+from reprozoo.checkpoint import CheckpointError
 
 
 @pytest.fixture(scope="module")
