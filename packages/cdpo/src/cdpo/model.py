@@ -10,10 +10,10 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 from transformers.utils import logging as hf_logging
 
+from reprozoo.checkpoint import CheckpointError
+
 # Model folders are loaded and saved dozens of times per run; their progress bars are noise.
 hf_logging.disable_progress_bar()
-
-from reprozoo.checkpoint import CheckpointError
 
 POSNEG_TARGETS = ("gate_proj", "up_proj", "down_proj")  # spec 1.5: MLP only
 PREF_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
