@@ -120,9 +120,11 @@ def test_cli_errors_are_clean(tmp_path, capsys):
     assert "--whisker" in capsys.readouterr().out
 
 
-def test_cli_train_then_eval(tmp_path, capsys):
+def test_cli_train_saves_model_and_config(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--profile", "smoke", "--steps", "3", "--out", str(out), "--unpg"]
     assert main(args) == 0
-    assert json.loads((out / "train_config.json").read_text())["unpg"] is True
-    assert TrainConfig(**json.loads((out / "train_config.json").read_text())).steps == 3
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["unpg"] is True and TrainConfig(**saved).steps == 3
+    model = IResNet.from_pretrained(out / "model")
+    assert model(torch.randn(2, 1, 24, 24)).shape == (2, 128)

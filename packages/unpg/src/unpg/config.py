@@ -54,8 +54,11 @@ class TrainConfig:
         problems = []
         if self.scale <= 0:
             problems.append(f"scale must be > 0, got {self.scale}")
-        if not 0 <= self.margin < math.pi:
-            problems.append(f"margin must be in [0, pi), got {self.margin}")
+        if self.head == "sphereface":
+            if int(self.margin) != self.margin or self.margin < 1:
+                problems.append(f"SphereFace needs an integer margin >= 1, got {self.margin}")
+        elif not 0 <= self.margin < math.pi / 2:
+            problems.append(f"margin must be in [0, pi/2), got {self.margin}")
         if self.whisker < 0 or math.isnan(self.whisker):
             problems.append(f"whisker must be >= 0 (inf disables filtering), got {self.whisker}")
         if self.batch_size < 2:
@@ -68,8 +71,6 @@ class TrainConfig:
             problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.embedding_size < 2 or self.image_size < 8 or self.in_channels < 1:
             problems.append("need embedding_size >= 2, image_size >= 8, in_channels >= 1")
-        if self.head == "sphereface" and int(self.margin) != self.margin:
-            problems.append(f"SphereFace needs an integer margin, got {self.margin}")
         if self.checkpoint_every < 0:
             problems.append("checkpoint_every must be >= 0")
         if problems:

@@ -100,7 +100,7 @@ def diagnostics_table(results, heads, seeds, names) -> Table:
     )
 
 
-def figures(results, heads, seeds, names, roc_grid) -> list[Figure]:
+def figures(results, heads, seeds, names, roc_grid, prefix="synthid") -> list[Figure]:
     series = {}
     for head in heads:
         for unpg in (False, True):
@@ -112,7 +112,7 @@ def figures(results, heads, seeds, names, roc_grid) -> list[Figure]:
             }
     roc = Figure(
         title="SynthID ROC (mean ± std over seeds)",
-        file="synthid_roc.png",
+        file=f"{prefix}_roc.png",
         x=roc_grid,
         series=series,
         xlabel="FAR",
@@ -122,7 +122,7 @@ def figures(results, heads, seeds, names, roc_grid) -> list[Figure]:
     base = results[f"{heads[0]}/seed{seeds[0]}"]["mismatch"]
     hist = Figure(
         title=f"Negative similarities seen by the loss ({names[heads[0]]}, seed {seeds[0]})",
-        file="synthid_negatives.png",
+        file=f"{prefix}_negatives.png",
         x=base["all"]["hist_centres"],
         series={
             "P_all": base["all"]["hist"],

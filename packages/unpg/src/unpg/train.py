@@ -159,6 +159,14 @@ def train(
                 }
             )
         done = step + 1
+        if rank == 0 and done == start + 20 and steps > done:
+            rate = (time.time() - t0) / 20
+            log.info(
+                "%.2fs per step: about %.0fs for the remaining %d steps",
+                rate,
+                rate * (steps - done),
+                steps - done,
+            )
         at_ckpt = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
         if rank == 0 and (at_ckpt or done in (steps, stop_after)):
             save_training_state(
