@@ -161,6 +161,7 @@ def parse_caption(text: str) -> torch.Tensor:
             cap[3] = ("red", "blue").index(word) + 1
         elif word not in ("view", "brim", "wearing", "a", "with"):
             raise ValueError(
-                f"unknown caption word {word!r}; known words: {SHAPES + VIEWS + ('hat', 'red', 'blue')}"
+                f"unknown caption word {word!r}; known words: "
+                f"{', '.join(SHAPES + VIEWS + ('hat', 'red', 'blue'))}"
             )
     return cap

@@ -55,11 +55,18 @@ class AttributeClassifier(nn.Module, PyTorchModelHubMixin):
     def __init__(self, width: int = 32):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1), nn.GELU(),
-            nn.Conv2d(width, width, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(2 * width * (SIZE // 4) ** 2, 128), nn.GELU(),
-        )  # fmt: skip
+            nn.Conv2d(3, width, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.GELU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(2 * width * (SIZE // 4) ** 2, 128),
+            nn.GELU(),
+        )
         self.heads = nn.Linear(128, 9)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

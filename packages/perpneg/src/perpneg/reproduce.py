@@ -68,13 +68,17 @@ def run_analytic(cfg: analytic.AnalyticConfig, out: Path) -> dict:
                 "negative; 0.5 = no overlap)",
                 f"analytic_sweep_{metric}.png",
                 x=sweep["weights"],
-                series={k: {"mean": [c["mean"] for c in v[metric]],
-                            "std": [c["std"] for c in v[metric]]}
-                        for k, v in sweep["series"].items()},
+                series={
+                    k: {
+                        "mean": [c["mean"] for c in v[metric]],
+                        "std": [c["std"] for c in v[metric]],
+                    }
+                    for k, v in sweep["series"].items()
+                },
                 xlabel="negative weight w",
                 ylabel=label,
             )
-        )  # fmt: skip
+        )
     pn = next(r for r in removal if r["method"] == analytic.METHOD_LABELS["perpneg"])
     cn = next(r for r in removal if r["method"] == analytic.METHOD_LABELS["composable"])
     headline = (
@@ -82,10 +86,17 @@ def run_analytic(cfg: analytic.AnalyticConfig, out: Path) -> dict:
         f"Perp-Neg vs {cn['success']['mean']:.3f} with composable negation."
     )
     return write_record(
-        out / "analytic.json", package="perpneg", experiment="analytic concept world",
-        config=asdict(cfg), seeds=cfg.seeds, tables=tables, figures=figures, device="cpu",
-        started=started, extra={"sweep": sweep, "headline": headline},
-    )  # fmt: skip
+        out / "analytic.json",
+        package="perpneg",
+        experiment="analytic concept world",
+        config=asdict(cfg),
+        seeds=cfg.seeds,
+        tables=tables,
+        figures=figures,
+        device="cpu",
+        started=started,
+        extra={"sweep": sweep, "headline": headline},
+    )
 
 
 def run_trained(
@@ -133,11 +144,11 @@ def run_trained(
         ),
     ]
     figures = [
-        Figure("B1 samples (first seed), one row per method", "trained_removal_grid.png",
-               kind="image"),
-        Figure("B2 samples for the back view (first seed)", "trained_views_grid.png",
-               kind="image"),
-    ]  # fmt: skip
+        Figure(
+            "B1 samples (first seed), one row per method", "trained_removal_grid.png", kind="image"
+        ),
+        Figure("B2 samples for the back view (first seed)", "trained_views_grid.png", kind="image"),
+    ]
     pn = next(r for r in removal if r["method"] == trained.METHOD_LABELS["perpneg"])
     cn = next(r for r in removal if r["method"] == trained.METHOD_LABELS["composable"])
     headline = (
@@ -145,10 +156,17 @@ def run_trained(
         f"Perp-Neg vs {cn['success']['mean']:.3f} with composable negation."
     )
     return write_record(
-        out / "trained.json", package="perpneg", experiment="trained small model",
-        config=config, seeds=eval_cfg.seeds, tables=tables, figures=figures, device="cpu",
-        started=started, extra={"classifier_accuracy": accuracy, "headline": headline},
-    )  # fmt: skip
+        out / "trained.json",
+        package="perpneg",
+        experiment="trained small model",
+        config=config,
+        seeds=eval_cfg.seeds,
+        tables=tables,
+        figures=figures,
+        device="cpu",
+        started=started,
+        extra={"classifier_accuracy": accuracy, "headline": headline},
+    )
 
 
 def quick_configs() -> tuple[analytic.AnalyticConfig, TrainConfig, trained.EvalConfig]:

@@ -34,6 +34,7 @@ from reprozoo.runtime import (
 )
 
 log = get_logger("perpneg.train")
+DEFAULT_DATA = GeneratorConfig()
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,13 @@ class TrainConfig:
 
 def noise_scheduler() -> DDPMScheduler:
     """VP linear β 1e-4 … 0.02, T = 1000, ε-prediction (spec §6a/b)."""
-    return DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02,
-                         beta_schedule="linear", clip_sample=False)  # fmt: skip
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=1e-4,
+        beta_end=0.02,
+        beta_schedule="linear",
+        clip_sample=False,
+    )
 
 
 def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
@@ -86,7 +92,7 @@ def _lr_at(cfg: TrainConfig, step: int) -> float:
 def train_diffusion(
     cfg: TrainConfig,
     out: str | Path,
-    data: GeneratorConfig = GeneratorConfig(),
+    data: GeneratorConfig = DEFAULT_DATA,
     device: str = "auto",
     stop_after: int | None = None,
 ) -> Path:
@@ -109,13 +115,19 @@ def train_diffusion(
 
     ckpt, start = out / "checkpoint", 0
     if (ckpt / "meta.json").exists():
-        start, _ = load_training_state(ckpt, package="perpneg", config=config,
-                                       modules={"unet": unet, "ema": ema}, optimizers={"opt": opt})  # fmt: skip
+        start, _ = load_training_state(
+            ckpt,
+            package="perpneg",
+            config=config,
+            modules={"unet": unet, "ema": ema},
+            optimizers={"opt": opt},
+        )
         log.info("resumed from %s at step %d", ckpt, start)
     model = DistributedDataParallel(unet) if dist.world_size > 1 else unet
     sched = noise_scheduler()
     a_bar = sched.alphas_cumprod.to(dist.device)
 
+    done = start
     bar = progress(range(start, cfg.steps), desc="train diffusion", initial=start, total=cfg.steps)
     for step in bar:
         g = step_generator(cfg.seed, dist.rank, step)
@@ -142,9 +154,15 @@ def train_diffusion(
 
         done = step + 1
         if dist.is_main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_training_state(ckpt, package="perpneg", version=__version__, config=config,
-                                step=done, modules={"unet": unet, "ema": ema},
-                                optimizers={"opt": opt})  # fmt: skip
+            save_training_state(
+                ckpt,
+                package="perpneg",
+                version=__version__,
+                config=config,
+                step=done,
+                modules={"unet": unet, "ema": ema},
+                optimizers={"opt": opt},
+            )
         if stop_after is not None and done >= stop_after:
             break
 
@@ -157,7 +175,7 @@ def train_diffusion(
 
 
 def train_classifier(
-    steps: int, seed: int = 0, data: GeneratorConfig = GeneratorConfig(), batch: int = 128
+    steps: int, seed: int = 0, data: GeneratorConfig = DEFAULT_DATA, batch: int = 128
 ) -> tuple[AttributeClassifier, float]:
     """Train the evaluator on clean generator output; returns it and its held-out accuracy.
 
@@ -171,8 +189,9 @@ def train_classifier(
         attrs = sample_attributes(batch, data, g)
         # Uniform views and hats so that rare classes are learnt as well as common ones.
         attrs[:, 1:] = torch.randint(0, 3, (batch, 2), generator=g)
-        loss = F.cross_entropy(clf(render_batch(attrs, g, data.noise)).reshape(-1, 3),
-                               attrs.reshape(-1))  # fmt: skip
+        loss = F.cross_entropy(
+            clf(render_batch(attrs, g, data.noise)).reshape(-1, 3), attrs.reshape(-1)
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -52,7 +52,9 @@ class EvalConfig:
 
 
 def ddim() -> DDIMScheduler:
-    return DDIMScheduler.from_config(noise_scheduler().config, set_alpha_to_one=True)
+    return DDIMScheduler.from_config(
+        noise_scheduler().config, set_alpha_to_one=True, clip_sample=True
+    )
 
 
 @torch.no_grad()
@@ -72,8 +74,14 @@ def sample_images(
     def emb(text: str) -> torch.Tensor:
         return encoder(parse_caption(text)[None].repeat(n, 1))
 
-    spec = GuidanceSpec(uncond=emb(""), pos=emb(pos), negs=[emb(t) for t in negs],
-                        neg_weights=weights, method=method, scale=cfg.scale)  # fmt: skip
+    spec = GuidanceSpec(
+        uncond=emb(""),
+        pos=emb(pos),
+        negs=[emb(t) for t in negs],
+        neg_weights=weights,
+        method=method,
+        scale=cfg.scale,
+    )
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 3, 16, 16, generator=g)
     out = denoise(unet_denoiser(unet), ddim(), x, spec, cfg.steps, generator=g)
@@ -107,8 +115,14 @@ def experiment_removal(unet, encoder, clf, cfg: EvalConfig, grid: dict | None = 
             k = (lab[:, 0] == square.item()) & (lab[:, 2] > 0)
             r = lab[:, 2] != 1
             keep.append(k), removed.append(r), success.append(k & r)
-        rows.append({"method": label, "keep square∧hat": _cell(keep, cfg),
-                     "no red brim": _cell(removed, cfg), "success": _cell(success, cfg)})  # fmt: skip
+        rows.append(
+            {
+                "method": label,
+                "keep square∧hat": _cell(keep, cfg),
+                "no red brim": _cell(removed, cfg),
+                "success": _cell(success, cfg),
+            }
+        )
     return rows
 
 
@@ -133,9 +147,14 @@ def experiment_views(unet, encoder, clf, cfg: EvalConfig, grid: dict | None = No
                 lab = classify(clf, imgs).numpy()
                 k = lab[:, 0] == subject
                 kept.append(k), success.append(k & (lab[:, 1] == VIEWS.index(target)))
-            rows.append({"target view": target, "method": name,
-                         f"{cfg.subject} kept": _cell(kept, cfg),
-                         "view success": _cell(success, cfg)})  # fmt: skip
+            rows.append(
+                {
+                    "target view": target,
+                    "method": name,
+                    f"{cfg.subject} kept": _cell(kept, cfg),
+                    "view success": _cell(success, cfg),
+                }
+            )
     return rows
 
 
