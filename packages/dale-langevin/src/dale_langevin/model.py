@@ -132,7 +132,7 @@ class CondInstanceNormPP(nn.Module):
         super().__init__()
         self.norm = nn.InstanceNorm2d(ch, affine=False)
         self.params = nn.Linear(emb_dim, 3 * ch)
-        nn.init.zeros_(self.params.weight)
+        nn.init.normal_(self.params.weight, std=0.02)
         with torch.no_grad():
             self.params.bias.copy_(torch.cat([torch.ones(ch), torch.zeros(ch), torch.ones(ch)]))
 

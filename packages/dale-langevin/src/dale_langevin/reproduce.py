@@ -52,7 +52,7 @@ def run_reproduction(
     cfg = cfg or profile("quick" if quick else "digits")
     name = "digits_quick" if quick else "digits"
     data = load_digits()
-    clf, acc = train_classifier(data, epochs=5 if quick else 30)
+    clf, acc = train_classifier(data, epochs=3 if quick else 30)
     log.info("feature classifier: test accuracy %.4f", acc)
     evaluator = Evaluator(data, clf, kid_subset=min(100, cfg.n_samples))
 
@@ -132,10 +132,10 @@ def run_reproduction(
     ]
     figures = [
         Figure(
-            "Training loss (per 100 steps)",
+            "Training loss (mean per 50 steps)",
             f"{name}_loss.png",
             series=losses,
-            xlabel="x100 steps",
+            xlabel="x50 steps",
             ylabel="loss",
             logy=True,
         )

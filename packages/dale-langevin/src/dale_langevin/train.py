@@ -116,7 +116,8 @@ def train_model(
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
 
     # Resume from the checkpoint when one exists (a different config is refused, steps aside).
-    step, losses, ckpt = 0, [], out / "checkpoint"
+    step, losses, window, ckpt = 0, [], [], out / "checkpoint"
+    loss_window = min(50, cfg.checkpoint_every)  # mean training loss logged per window
     if resume and (ckpt / "meta.json").exists():
         step, extra = load_training_state(
             ckpt,
@@ -126,12 +127,12 @@ def train_model(
             optimizers={"adam": opt},
             ignore_keys=("steps",),
         )
-        losses = list(extra.get("losses", []))
+        losses, window = list(extra.get("losses", [])), list(extra.get("window", []))
         log.info("resumed from %s at step %d", ckpt, step)
 
     pixels = data.train.to(dist.device)
     local_batch = max(1, cfg.batch_size // dist.world_size)
-    started, running = time.time(), 0.0
+    started = time.time()
     bar = progress_bar(range(step, cfg.steps), show_progress, desc=f"train {cfg.process}")
     for step in bar:
         gen = step_generator(seed, step, dist.rank)
@@ -146,10 +147,10 @@ def train_model(
             for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
                 pe.lerp_(p, 1.0 - cfg.ema)
 
-        running += float(loss.detach())
-        if (step + 1) % 100 == 0 or step + 1 == cfg.steps:
-            losses.append([step + 1, running / ((step % 100) + 1)])
-            running = 0.0
+        window.append(float(loss.detach()))
+        if (step + 1) % loss_window == 0:
+            losses.append([step + 1, sum(window) / len(window)])
+            window = []
             bar.set_postfix(loss=f"{losses[-1][1]:.3f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             if dist.is_main:
@@ -161,7 +162,7 @@ def train_model(
                     step=step + 1,
                     modules={"net": net, "ema": ema},
                     optimizers={"adam": opt},
-                    extra={"losses": losses},
+                    extra={"losses": losses, "window": window},
                 )
             barrier()
 
