@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from reprozoo.data import load_digits_images, stratified_split
 
 from petal.corruptions import corrupt
+from reprozoo.data import load_digits_images, stratified_split
 
 SHAPE_CLASSES = (
     "circle", "square", "triangle", "star", "cross", "ring", "ellipse", "pentagon", "hexagon",

@@ -70,7 +70,10 @@ class Adapter(nn.Module):
     def __init__(self, model: nn.Module, cfg: AdaptConfig, seed: int = 0):
         super().__init__()
         self.cfg = cfg
+        # Separate streams for augmentation draws and restoration masks, so that switching
+        # the restoration rule never changes the augmentations a run sees.
         self.generator = torch.Generator().manual_seed(int(seed))
+        self.restore_generator = torch.Generator().manual_seed(int(seed) + 1_000_003)
         self.optimizer: torch.optim.Optimizer | None = None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -99,7 +102,11 @@ class Adapter(nn.Module):
 
     def adaptation_state(self) -> dict:
         """Everything that changes during a run: weights, optimizer, random generator."""
-        state = {"modules": self.state_dict(), "generator": self.generator.get_state()}
+        state = {
+            "modules": self.state_dict(),
+            "generator": self.generator.get_state(),
+            "restore_generator": self.restore_generator.get_state(),
+        }
         if self.optimizer is not None:
             state["optimizer"] = self.optimizer.state_dict()
         return state
@@ -107,6 +114,7 @@ class Adapter(nn.Module):
     def load_adaptation_state(self, state: dict) -> None:
         self.load_state_dict(state["modules"])
         self.generator.set_state(state["generator"].to(torch.uint8).cpu())
+        self.restore_generator.set_state(state["restore_generator"].to(torch.uint8).cpu())
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
 
@@ -261,7 +269,7 @@ class MeanTeacherAdapter(Adapter):
 
         # Step 5: restoration toward the source weights (SWAG mean for PETAL).
         if self.restoration == "sres":
-            masks = bernoulli_restore_masks(params, self.cfg.rst, self.generator)
+            masks = bernoulli_restore_masks(params, self.cfg.rst, self.restore_generator)
         self.last_restored = restore_(params, parameter_list(self.source), masks)
         return t
 

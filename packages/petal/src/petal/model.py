@@ -85,7 +85,7 @@ def check_images(x: Tensor, channels: int = 3) -> None:
         raise ValueError("the image batch contains NaN or infinite values; clean the input")
 
 
-class grouped_batch_norm:  # noqa: N801 (used like a function: `with grouped_batch_norm(m, n):`)
+class grouped_batch_norm:
     """Context in which every BatchNorm layer of `model` normalises each of `groups` equal,
     consecutive slices of the batch with that slice's own statistics.
 

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from reprozoo.checkpoint import load_state, save_state
-from reprozoo.metrics import classification_metrics
-from reprozoo.runtime import progress
 
 from petal import __version__
 from petal.data import Domain
 from petal.method import Adapter, MeanTeacherAdapter
+from reprozoo.checkpoint import load_state, save_state
+from reprozoo.metrics import classification_metrics
+from reprozoo.runtime import progress
 
 
 class StreamInterrupted(RuntimeError):

@@ -73,9 +73,11 @@ def build_tables(cfg, standard: dict, orders: dict) -> tuple[list[Table], list[F
                   f"(standard order), error % per corruption and means; mean ± std over "
                   f"{seeds} seeds",
             columns=cols, rows=body,
-            note="Each seed trains its own source model and SWAG posterior and draws its own "
-                 "corruptions. Error, NLL and Brier as in the official code (Brier summed over "
-                 "classes); ECE (15 bins) is our addition.",
+            note=("Each seed trains its own source model and SWAG posterior and draws its own "
+                  if cfg.source_per_seed else
+                  "One source model and SWAG posterior per dataset; each seed draws its own ")
+                 + "corruptions, augmentations and restoration masks. Error, NLL and Brier as in "
+                 "the official code (Brier summed over classes); ECE (15 bins) is our addition.",
         ))  # fmt: skip
         diff_rows = _diff_rows(rows, BASELINE)
         control = {k: rows[k] for k in ("PETAL-FIM", "PETAL-SRes", CONTROL)}
@@ -103,7 +105,7 @@ def build_tables(cfg, standard: dict, orders: dict) -> tuple[list[Table], list[F
         n = len(next(iter(orders.values())))
         body = [_summary_row(name, res) for name, res in orders.items()]
         tables.append(Table(
-            title=f"{cfg.datasets[0]}: {n} random corruption orders (seed 0 source model), "
+            title=f"{cfg.datasets[0]}: {n} random corruption orders (first seed's source model), "
                   "stream means, mean ± std over orders",
             columns=["Method", "error %", "NLL", "Brier", "ECE % (ours)"], rows=body,
         ))  # fmt: skip

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from reprozoo.config import ConfigError
-from reprozoo.runtime import all_reduce_mean, progress
 from torch import Tensor, nn
 
 from petal.method import Posterior
+from reprozoo.config import ConfigError
+from reprozoo.runtime import all_reduce_mean, progress
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,11 @@ def fit_swag_diagonal(
                 m2[n] += delta * (p.detach().double() - mean[n])
             swalr.step()
 
+    if not all(torch.isfinite(m).all() for m in mean.values()):
+        raise FloatingPointError(
+            f"SWAG fine-tuning diverged (non-finite weights) with swa_lr={cfg.swa_lr}; "
+            "lower --swa-lr (the network trains with frozen BN statistics here)"
+        )
     mean_model = copy.deepcopy(model)
     with torch.no_grad():
         for n, p in mean_model.named_parameters():
