@@ -81,7 +81,7 @@ def sample(
                 use_cache=True,
                 **{CACHE_ARG: past},
             )
-            past, logits = res.past_key_values, res.logits[:, -1, :].float()
+            past, logits = getattr(res, CACHE_ARG), res.logits[:, -1, :].float()
             if temperature == 0:
                 nxt = logits.argmax(-1)
             else:
