@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from dale_langevin.bench import run_bench
 from dale_langevin.config import DaleConfig, profile
 from dale_langevin.data import load_digits
 from dale_langevin.evaluate import Evaluator, train_classifier
@@ -130,6 +131,18 @@ def run_reproduction(
             "iterates; clipped: share of final values outside the pixel range.",
         ),
     ]
+    if not quick:
+        bench = run_bench(cfg)["images_per_s"]
+        base = bench["VE Euler-Maruyama (additive)"]
+        tables.append(
+            Table(
+                "Sampler speed at equal steps (100 steps, batch 500, same network, 1 thread)",
+                ["sampler", "images/s", "x additive"],
+                [{"sampler": k, "images/s": v, "x additive": v / base} for k, v in bench.items()],
+                note="Measured in the same process as the baseline; 'update only' rows use a "
+                "zero network to time the update rule alone. Higher is faster.",
+            )
+        )
     figures = [
         Figure(
             "Training loss (mean per 50 steps)",
@@ -160,7 +173,13 @@ def run_reproduction(
 
 
 def _cells(rows: list[dict], keys) -> dict:
-    return {k: summarize([r[k] for r in rows]) for k in keys}
+    """Mean ± std over seeds; a quantity equal in every seed (NFE, parameters) stays plain."""
+    out = {}
+    for k in keys:
+        values = [r[k] for r in rows]
+        same = all(isinstance(v, int) for v in values) and len(set(values)) == 1
+        out[k] = values[0] if same else summarize(values)
+    return out
 
 
 def update_readme(record: dict, readme: str | Path, prefix: str) -> Path:
