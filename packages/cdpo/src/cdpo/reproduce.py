@@ -241,6 +241,21 @@ def figures(pipe, results: dict, ro: dict) -> list[Figure]:
     return figs
 
 
+def headline(results: dict, det: dict) -> str:
+    def cell(m):
+        v = [100 * r["accuracy"] for r in results.get(m, [])]
+        return f"{np.mean(v):.1f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.1f}" if v else "n/a"
+
+    text = (
+        f"greedy accuracy: base {cell('base')}, DPO {cell('dpo')}, RPO {cell('rpo')}, "
+        f"cDPO (paper form) {cell('cdpo_seq')}, cDPO (code form) {cell('cdpo_code')}"
+    )
+    if det.get("n"):
+        top1 = det["scores"]["cdpo weight 1-s (gamma=1)"]["top1"]
+        text += f"; contrastive estimation puts its top weight on the first error {100 * top1:.0f}%"
+    return text
+
+
 def reproduce(cfg, out: Path, results_path: Path | None, device: str, dist=None, data_root=None):
     """Run every stage (resuming finished ones) and write the result record."""
     started = time.time()
@@ -274,5 +289,5 @@ def reproduce(cfg, out: Path, results_path: Path | None, device: str, dist=None,
         figures=figures(pipe, results, ro),
         device=device,
         started=started,
-        extra={"run_dir": str(out)},
+        extra={"run_dir": str(out), "headline": headline(results, det)},
     )
