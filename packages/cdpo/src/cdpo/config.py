@@ -71,7 +71,7 @@ class CdpoConfig:
     )
     pref_lr: float = _h("preference-stage learning rate", default=1e-4)
     pref_epochs: int = _h("preference-stage epochs", default=3)
-    pref_batch: int = _h("pairs per preference step (per process under torchrun)", default=16)
+    pref_batch: int = _h("pairs per preference step (split across torchrun processes)", default=16)
     pref_lora_r: int = _h("LoRA rank of the preference stage", default=16)
     pref_lora_alpha: int = _h("LoRA alpha of the preference stage", default=32)
     warmup_ratio: float = _h("share of preference steps spent warming up", default=0.1)
