@@ -7,7 +7,7 @@ README tables are generated from them by `perpneg report`.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -129,8 +129,8 @@ def run_trained(
     tables = [
         Table(
             "B1 concept removal, trained model: main 'square wearing a hat', negative "
-            f"'hat with a red brim', w = {eval_cfg.removal_weight:g}, s = {eval_cfg.scale:g}",
-            ["method", "keep square∧hat", "no red brim", "success", "success 95% CI"],
+            f"'hat with a red brim', w = {eval_cfg.removal_weight:g}",
+            ["method", "s", "keep square∧hat", "no red brim", "success", "success 95% CI"],
             _with_ci(removal, "success"),
             note=f"mean ± std over sampling seeds {list(eval_cfg.seeds)} of one trained model, "
             f"{eval_cfg.n_samples} images each; labels from a classifier with {accuracy:.4f} "
@@ -138,7 +138,7 @@ def run_trained(
         ),
         Table(
             f"B2 view success, trained model: '{subj}, <view> view' with the other two views "
-            "as negatives",
+            f"as negatives, s = {eval_cfg.scale:g}",
             ["target view", "method", f"{subj} kept", "view success", "view success 95% CI"],
             _with_ci(views, "view success"),
         ),
@@ -149,11 +149,13 @@ def run_trained(
         ),
         Figure("B2 samples for the back view (first seed)", "trained_views_grid.png", kind="image"),
     ]
-    pn = next(r for r in removal if r["method"] == trained.METHOD_LABELS["perpneg"])
-    cn = next(r for r in removal if r["method"] == trained.METHOD_LABELS["composable"])
+    first = [r for r in removal if r["s"] == eval_cfg.removal_scales[0]]
+    pn = next(r for r in first if r["method"] == trained.METHOD_LABELS["perpneg"])
+    cn = next(r for r in first if r["method"] == trained.METHOD_LABELS["composable"])
     headline = (
-        f"Trained 16×16 model: concept-removal success {pn['success']['mean']:.3f} with "
-        f"Perp-Neg vs {cn['success']['mean']:.3f} with composable negation."
+        f"Trained 16×16 model (s = {eval_cfg.removal_scales[0]:g}): concept-removal success "
+        f"{pn['success']['mean']:.3f} with Perp-Neg vs {cn['success']['mean']:.3f} with "
+        "composable negation."
     )
     return write_record(
         out / "trained.json",
@@ -174,7 +176,14 @@ def quick_configs() -> tuple[analytic.AnalyticConfig, TrainConfig, trained.EvalC
     return (
         analytic.AnalyticConfig.quick(),
         TrainConfig(steps=4, batch_size=8, classifier_steps=40, checkpoint_every=2),
-        trained.EvalConfig(seeds=(0, 1, 2), n_samples=4, steps=3, view_weights=(1.0,), n_boot=50),
+        trained.EvalConfig(
+            seeds=(0, 1, 2),
+            n_samples=4,
+            steps=3,
+            view_weights=(1.0,),
+            removal_scales=(3.0,),
+            n_boot=50,
+        ),
     )
 
 
@@ -196,7 +205,3 @@ def reproduce(out: str | Path, work: str | Path, quick: bool = False, part: str 
     if part in ("trained", "all"):
         records.append(run_trained(t_cfg, e_cfg, out, work, 0.0 if quick else 0.99))
     return records
-
-
-def quick_train_config() -> TrainConfig:
-    return replace(quick_configs()[1])

@@ -41,7 +41,7 @@ DEFAULT_DATA = GeneratorConfig()
 class TrainConfig:
     """Settings of the trained-model part (the embedded default)."""
 
-    steps: int = field(default=1200, metadata={"help": "optimisation steps of the diffusion model"})
+    steps: int = field(default=800, metadata={"help": "optimisation steps of the diffusion model"})
     batch_size: int = field(default=64, metadata={"help": "images per step and process"})
     lr: float = field(default=2e-3, metadata={"help": "peak AdamW learning rate"})
     warmup: int = field(default=50, metadata={"help": "linear warm-up steps"})
@@ -51,7 +51,7 @@ class TrainConfig:
     )
     embed_dim: int = field(default=32, metadata={"help": "caption embedding width"})
     checkpoint_every: int = field(default=200, metadata={"help": "steps between checkpoints"})
-    classifier_steps: int = field(default=300, metadata={"help": "classifier training steps"})
+    classifier_steps: int = field(default=250, metadata={"help": "classifier training steps"})
     seed: int = field(default=0, metadata={"help": "training seed"})
 
     def __post_init__(self) -> None:

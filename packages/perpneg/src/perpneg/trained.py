@@ -6,7 +6,8 @@ Samples are drawn with the same batched guided sampler as the Stable Diffusion p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import itertools
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,13 @@ class EvalConfig:
     """Sampling settings of the trained-model experiments."""
 
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "sampling seeds"})
-    n_samples: int = field(default=96, metadata={"help": "images per arm and seed"})
-    steps: int = field(default=20, metadata={"help": "DDIM steps"})
-    scale: float = field(default=7.5, metadata={"help": "guidance scale s"})
-    removal_weight: float = field(default=1.0, metadata={"help": "negative weight in B1"})
+    n_samples: int = field(default=48, metadata={"help": "images per arm and seed"})
+    steps: int = field(default=12, metadata={"help": "DDIM steps"})
+    scale: float = field(default=3.0, metadata={"help": "guidance scale s of B2 (views)"})
+    removal_scales: tuple[float, ...] = field(
+        default=(3.0, 7.5), metadata={"help": "guidance scales at which B1 is run"}
+    )
+    removal_weight: float = field(default=1.5, metadata={"help": "negative weight in B1"})
     view_weights: tuple[float, ...] = field(
         default=(1.0, 2.0), metadata={"help": "negative weights of the view experiment"}
     )
@@ -44,8 +48,10 @@ class EvalConfig:
     n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples"})
 
     def __post_init__(self) -> None:
-        if not self.seeds or self.n_samples < 1 or self.steps < 2 or self.scale <= 1:
-            raise ConfigError("need ≥ 1 seed, n_samples ≥ 1, steps ≥ 2 and scale > 1")
+        if not self.seeds or self.n_samples < 1 or self.steps < 2:
+            raise ConfigError("need ≥ 1 seed, n_samples ≥ 1 and steps ≥ 2")
+        if min(self.scale, *self.removal_scales) <= 1:
+            raise ConfigError("guidance scales must be > 1")
         if any(w < 0 for w in (*self.view_weights, self.removal_weight)):
             raise ConfigError("negative weights are magnitudes w ≥ 0")
         parse_caption(self.subject)
@@ -105,12 +111,15 @@ def experiment_removal(unet, encoder, clf, cfg: EvalConfig, grid: dict | None = 
     pos, neg = "square wearing a hat", "hat with a red brim"
     square = parse_caption("square")[0] - 1
     rows = []
-    for method, label in METHOD_LABELS.items():
+    for scale, (method, label) in itertools.product(cfg.removal_scales, METHOD_LABELS.items()):
         keep, removed, success = [], [], []
+        at_scale = replace(cfg, scale=scale)
         for seed in cfg.seeds:
-            imgs = sample_images(unet, encoder, method, pos, [neg], [cfg.removal_weight], cfg, seed)
+            imgs = sample_images(
+                unet, encoder, method, pos, [neg], [cfg.removal_weight], at_scale, seed
+            )
             if grid is not None and seed == cfg.seeds[0]:
-                grid[label] = imgs[:8]
+                grid[f"{label}, s={scale:g}"] = imgs[:8]
             lab = classify(clf, imgs).numpy()
             k = (lab[:, 0] == square.item()) & (lab[:, 2] > 0)
             r = lab[:, 2] != 1
@@ -118,6 +127,7 @@ def experiment_removal(unet, encoder, clf, cfg: EvalConfig, grid: dict | None = 
         rows.append(
             {
                 "method": label,
+                "s": scale,
                 "keep square∧hat": _cell(keep, cfg),
                 "no red brim": _cell(removed, cfg),
                 "success": _cell(success, cfg),
