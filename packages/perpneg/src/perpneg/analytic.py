@@ -57,12 +57,13 @@ class AnalyticConfig:
 
     @classmethod
     def quick(cls) -> AnalyticConfig:
+        """Seconds-long settings for tests."""
         return cls(
-            seeds=(0, 1, 2),
-            n_samples=300,
-            steps=20,
-            n_boot=200,
-            sweep_weights=(0.0, 1.0, 2.0),
+            n_samples=200,
+            steps=10,
+            n_boot=100,
+            view_weights=(1.0,),
+            sweep_weights=(0.0, 2.0),
             sweep_overlaps=(0.5, 0.9),
         )
 

@@ -17,8 +17,10 @@ from perpneg.tiny import tiny_components
 from reprozoo.bench import ratio_table, time_call
 
 
-def run_bench(latent_size: int = 16, batch: int = 2, repeats: int = 5, steps: int = 10) -> str:
-    """A ratio table of s/step and the share of step time spent in the guidance arithmetic."""
+def run_bench(
+    latent_size: int = 16, batch: int = 2, repeats: int = 5, steps: int = 10
+) -> tuple[str, dict]:
+    """A ratio table of s/step, and the figures: per-step seconds and the guidance share."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tok:
         from perpneg.pipeline import StableDiffusionPerpNegPipeline

@@ -39,3 +39,28 @@ def sds_loss(latents: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """A surrogate whose gradient with respect to `latents` is `grad` (sum reduction)."""
     target = (latents - grad).detach()
     return 0.5 * ((latents - target) ** 2).sum()
+
+
+def guided_sds_grad(
+    denoiser,
+    spec,
+    latents: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    weight: str = "sds",
+    lam: float = 1.0,
+) -> torch.Tensor:
+    """One SDS gradient with any guidance rule (spec §1.7).
+
+    z_t = √ᾱ_t z + √(1 − ᾱ_t) ε; all 1 + 1 + K branches of `spec` (a
+    `perpneg.sampling.GuidanceSpec`, per-sample view weights allowed) are evaluated in one
+    batched call without gradient, combined, and turned into λ·w(t)·(ε̂ − ε).
+    """
+    from perpneg.sampling import predict_branches
+
+    a = alphas_cumprod.to(latents)[t].reshape(-1, *([1] * (latents.ndim - 1)))
+    z_t = a.sqrt() * latents.detach() + (1 - a).sqrt() * noise
+    with torch.no_grad():
+        preds = predict_branches(denoiser, z_t, t, spec.branches(), batch_branches=True)
+    return sds_grad(spec.guide(preds), noise, alphas_cumprod, t, weight, lam)
