@@ -30,6 +30,13 @@ def test_quick_reproduction_and_report(tmp_path, capsys):
     assert (out / "analytic_sweep_success.png").is_file()
     trained = json.loads((out / "trained.json").read_text())
     assert trained["provenance"]["wall_time_s"] > 0
+    b1, b2 = trained["tables"][0]["rows"], trained["tables"][1]["rows"]
+    assert [r["method"].split(" ")[0] for r in b1] == ["CFG", "SD", "composable", "Perp-Neg"]
+    for r in b1:
+        both = min(r["keep square∧hat"]["mean"], r["no red brim"]["mean"])
+        assert r["success"]["mean"] <= both + 1e-12 and r["success"]["n"] == 3
+    assert len(b2) == 2 * 4
+    assert all(0 <= r["view success"]["mean"] <= r["square kept"]["mean"] for r in b2)
     assert (out / "trained_removal_grid.png").is_file()
 
     readme = tmp_path / "README.md"
