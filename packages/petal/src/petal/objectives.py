@@ -109,10 +109,8 @@ def bernoulli_restore_masks(
     params: list[Tensor], p: float, generator: torch.Generator | None = None
 ) -> list[Tensor]:
     """CoTTA / PETAL-SRes: an independent Bernoulli(p) mask per parameter element."""
-    return [
-        torch.rand(t.shape, generator=generator, device=t.device, dtype=torch.float32) < p
-        for t in params
-    ]
+    # Drawn on the CPU generator (reproducible on any device), then moved.
+    return [(torch.rand(t.shape, generator=generator) < p).to(t.device) for t in params]
 
 
 @torch.no_grad()

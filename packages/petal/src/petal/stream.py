@@ -90,11 +90,12 @@ def run_stream(
                 step=position,
             )
 
+    device = next(adapter.parameters(), torch.empty(0)).device
     start = time.perf_counter()
-    for d, xb, yb in progress(plan[position:], desc=desc, leave=False):
+    for _, xb, yb in progress(plan[position:], desc=desc, leave=False):
         if stop_after is not None and position >= stop_after:
             raise StreamInterrupted(f"stopped after {position} batches")
-        out = adapter(xb).detach().cpu()
+        out = adapter(xb.to(device)).detach().cpu()
         logits.append(out)
         batch_errors.append(float((out.argmax(1) != yb).float().mean()))
         if isinstance(adapter, MeanTeacherAdapter) and adapter.last_augmented:
