@@ -16,8 +16,9 @@ from reprozoo.checkpoint import CheckpointError
 def quick_run(tmp_path_factory, fabricate_samples):
     from cdpo.config import profile
 
-    cfg = replace(profile("quick"), methods=("sft", "dpo", "tdpo", "cdpo_seq", "cdpo_code"),
-                  pretrain_steps=5)
+    cfg = replace(
+        profile("quick"), methods=("sft", "dpo", "tdpo", "cdpo_seq", "cdpo_code"), pretrain_steps=5
+    )
     run = tmp_path_factory.mktemp("quick") / "run"
     pipe = Pipeline(cfg, run)
     fabricate_samples(pipe, cfg.n_samples)

@@ -184,7 +184,7 @@ PROFILES: dict[str, CdpoConfig] = {
         n_without=64,
         reset_above=3,
         seeds=(0, 1, 2),
-        methods=("sft", "dpo", "rpo", "tdpo", "cdpo_code"),
+        methods=("sft", "dpo", "rpo", "tdpo", "cdpo_seq", "cdpo_code"),
     ),
 }
 
