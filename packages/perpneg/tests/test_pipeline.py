@@ -3,9 +3,10 @@
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
+from reprozoo.config import ConfigError
 
 from perpneg.guidance import perpneg
-from perpneg.pipeline import StableDiffusionPerpNegPipeline, load_pipeline
+from perpneg.pipeline import PaperProfile, StableDiffusionPerpNegPipeline, load_pipeline
 from perpneg.sampling import SCHEDULERS, GuidanceSpec, denoise, make_scheduler
 from perpneg.tiny import tiny_components, tiny_pipeline
 
@@ -190,6 +191,10 @@ def test_save_load_and_bad_input(pipe, tmp_path):
         load_pipeline(tmp_path / "empty")
     with pytest.raises(ValueError, match="one weight per negative"):
         pipe("a lion", negative_prompts=["a cat", "a car"], negative_weights=[1.0])
+    with pytest.raises(ConfigError, match="unknown scheduler"):
+        PaperProfile(scheduler="heun9")
+    with pytest.raises(ConfigError):
+        PaperProfile(scale=1.0)
     with pytest.raises(ValueError, match="unknown guidance"):
         pipe("a lion", method="magic", num_inference_steps=1)
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from perpneg.pipeline import PAPER
 from perpneg.train import TrainConfig
 from perpneg.trained import EvalConfig
 from reprozoo.cli import add_common_arguments, run_main
@@ -85,7 +86,11 @@ def _parser() -> argparse.ArgumentParser:
         "sample", help="sample images with Perp-Neg (Stable Diffusion or small model)"
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--sd-model", help="Stable Diffusion: local diffusers folder or cached id")
+    src.add_argument(
+        "--sd-model",
+        help="Stable Diffusion: local diffusers folder or cached id "
+        f"(paper: {PAPER.model} with its {PAPER.scheduler} scheduler)",
+    )
     src.add_argument("--toy-model", help="small model folder written by `perpneg train`")
     p.add_argument("--prompt", required=True, help="main prompt")
     p.add_argument(
@@ -115,10 +120,30 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="ddim, pndm, euler, euler_a, lms, dpm or ddpm (default: the model's own)",
     )
-    p.add_argument("--steps", type=int, default=50, help="denoising steps (paper: 50)")
-    p.add_argument("--scale", type=float, default=7.5, help="guidance scale (paper: 7.5)")
-    p.add_argument("--num-images", type=int, default=4, help="images to draw (paper: 4)")
-    p.add_argument("--size", type=int, default=512, help="SD image size in pixels (paper: 512)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=PAPER.steps,
+        help=f"denoising steps (default = paper: {PAPER.steps})",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=PAPER.scale,
+        help=f"guidance scale (default = paper: {PAPER.scale})",
+    )
+    p.add_argument(
+        "--num-images",
+        type=int,
+        default=PAPER.num_images,
+        help=f"images to draw (default = paper: {PAPER.num_images})",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=PAPER.size,
+        help=f"SD image size in pixels (default = paper: {PAPER.size})",
+    )
     add_common_arguments(p, out_default="samples")
 
     p = sub.add_parser("bench", help="seconds per denoising step vs diffusers' own pipeline")

@@ -13,6 +13,7 @@ batched UNet call per step and combines them with Perp-Neg or one of the baselin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,6 +22,34 @@ from diffusers.pipelines.stable_diffusion import StableDiffusionPipelineOutput
 
 from perpneg.sampling import SCHEDULERS, GuidanceSpec, denoise, make_scheduler, unet_denoiser
 from perpneg.views import view_mix, view_prompts
+from reprozoo.config import ConfigError
+
+
+@dataclass(frozen=True)
+class PaperProfile:
+    """The official 2D settings (spec §2.1): the `paper` profile of `perpneg sample`."""
+
+    model: str = "CompVis/stable-diffusion-v1-4"
+    scheduler: str = "pndm"
+    steps: int = 50
+    scale: float = 7.5
+    size: int = 512
+    num_images: int = 4
+    seed: int = 0
+    negative_weight: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(
+                f"unknown scheduler {self.scheduler!r}; choose one of {sorted(SCHEDULERS)}"
+            )
+        if self.steps < 1 or self.size % 8 or self.num_images < 1:
+            raise ConfigError("steps ≥ 1, size a multiple of 8 and num_images ≥ 1 are required")
+        if self.scale <= 1:
+            raise ConfigError(f"guidance scale must be > 1, got {self.scale}")
+
+
+PAPER = PaperProfile()
 
 
 class StableDiffusionPerpNegPipeline(StableDiffusionPipeline):

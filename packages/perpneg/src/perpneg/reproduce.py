@@ -64,8 +64,7 @@ def run_analytic(cfg: analytic.AnalyticConfig, out: Path) -> dict:
     for metric, label in (("keep", "P(boy ∧ sunglasses)"), ("success", "success")):
         figures.append(
             Figure(
-                f"A1 sweep: {label} vs negative weight (overlap = q of 'sunglasses' in the "
-                "negative; 0.5 = no overlap)",
+                f"A1 sweep: {label} vs negative weight w",
                 f"analytic_sweep_{metric}.png",
                 x=sweep["weights"],
                 series={
