@@ -3,12 +3,12 @@
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
-from reprozoo.config import ConfigError
 
 from perpneg.guidance import perpneg
 from perpneg.pipeline import PaperProfile, StableDiffusionPerpNegPipeline, load_pipeline
 from perpneg.sampling import SCHEDULERS, GuidanceSpec, denoise, make_scheduler
 from perpneg.tiny import tiny_components, tiny_pipeline
+from reprozoo.config import ConfigError
 
 STEPS = 4
 
