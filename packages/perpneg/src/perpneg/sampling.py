@@ -115,7 +115,9 @@ def predict_branches(
 ) -> list[torch.Tensor]:
     """Noise predictions for every embedding at (x, t): one batched call or one per branch."""
     if batch_branches:
-        out = denoiser(torch.cat([x] * len(embeds)), t, torch.cat(embeds))
+        # A per-sample timestep vector (score distillation) is repeated for every branch.
+        t_all = t.repeat(len(embeds)) if torch.is_tensor(t) and t.ndim == 1 else t
+        out = denoiser(torch.cat([x] * len(embeds)), t_all, torch.cat(embeds))
         return list(out.chunk(len(embeds)))
     # Official 2D order: each prompt one at a time, the unconditional branch last.
     order = list(range(1, len(embeds))) + [0]
