@@ -37,10 +37,12 @@ def test_anchor_teacher_and_source_invariants(method, tiny_model, posterior_for,
     for x in batches:
         adapter(x)
         assert all(p.grad is None for p in adapter.teacher.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(anchor0, _params(adapter.anchor)))
-    assert all(torch.equal(a, b) for a, b in zip(source0, _params(adapter.source)))
-    assert all(torch.equal(a, b) for a, b in zip(student0, source0))
-    assert not all(torch.equal(a, b) for a, b in zip(student0, _params(adapter.student)))
+    assert all(torch.equal(a, b) for a, b in zip(anchor0, _params(adapter.anchor), strict=False))
+    assert all(torch.equal(a, b) for a, b in zip(source0, _params(adapter.source), strict=False))
+    assert all(torch.equal(a, b) for a, b in zip(student0, source0, strict=False))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(student0, _params(adapter.student), strict=False)
+    )
 
 
 @pytest.mark.parametrize("ap", [0.0, 2.0, 0.4])
@@ -63,7 +65,7 @@ def test_prior_changes_the_update(tiny_model, posterior_for, batches):
     b = build_adapter(tiny_model, _cfg("petal-sres", ap=0.0, spw=1e-2), seed=0, posterior=post)
     for x in batches:
         a(x), b(x)
-    dist = [sum(((p - m) ** 2).sum() for p, m in zip(ad.student.parameters(), post.mean()))
+    dist = [sum(((p - m) ** 2).sum() for p, m in zip(ad.student.parameters(), post.mean(), strict=False))
             for ad in (a, b)]  # fmt: skip
     assert dist[1] < dist[0]  # the prior pulls the student toward μ
 
@@ -90,7 +92,7 @@ def test_fim_with_delta_one_restores_all_but_the_largest(tiny_model, posterior_f
         adapter(x)
         changed = sum(
             int((p != s).sum())
-            for p, s in zip(adapter.student.parameters(), adapter.source.parameters())
+            for p, s in zip(adapter.student.parameters(), adapter.source.parameters(), strict=False)
         )
         assert adapter.last_restored >= n - 8 and changed <= n - adapter.last_restored
 

@@ -25,9 +25,7 @@ class _WideBlock(nn.Module):
         self.relu2 = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.equal = cin == cout
-        self.convShortcut = (
-            None if self.equal else nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
-        )
+        self.convShortcut = None if self.equal else nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
 
     def forward(self, x):
         o = self.relu1(self.bn1(x))

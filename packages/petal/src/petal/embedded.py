@@ -127,7 +127,9 @@ def load_embedded_source(folder: str | Path):
 def adapt_embedded(args, cfg: AdaptConfig) -> StreamResult:
     """One method over the embedded stream (15 corruptions, severity 5, standard order)."""
     model, mean_model, posterior, meta = load_embedded_source(args.source)
-    data = load_source(meta["dataset"], n_train=meta["n_train"], n_test=384, seed=meta["seed"])
+    data = load_source(
+        meta["dataset"], n_train=meta["n_train"], n_test=args.n_test, seed=meta["seed"]
+    )
     domains = build_stream(data.test_x, data.test_y, CORRUPTIONS, 5, seed=args.seed)
     start = mean_model if cfg.method.startswith("petal") else model
     adapter = build_adapter(start, cfg, seed=args.seed, posterior=posterior)
