@@ -116,7 +116,7 @@ def train_model(
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
 
     # Resume from the checkpoint when one exists (a different config is refused, steps aside).
-    step, losses, window, ckpt = 0, [], [], out / "checkpoint"
+    step, losses, window, ckpt, wall_before = 0, [], [], out / "checkpoint", 0.0
     loss_window = min(50, cfg.checkpoint_every)  # mean training loss logged per window
     if resume and (ckpt / "meta.json").exists():
         step, extra = load_training_state(
@@ -128,6 +128,7 @@ def train_model(
             ignore_keys=("steps",),
         )
         losses, window = list(extra.get("losses", [])), list(extra.get("window", []))
+        wall_before = float(extra.get("wall_s", 0.0))
         log.info("resumed from %s at step %d", ckpt, step)
 
     pixels = data.train.to(dist.device)
@@ -162,7 +163,11 @@ def train_model(
                     step=step + 1,
                     modules={"net": net, "ema": ema},
                     optimizers={"adam": opt},
-                    extra={"losses": losses, "window": window},
+                    extra={
+                        "losses": losses,
+                        "window": window,
+                        "wall_s": wall_before + time.time() - started,
+                    },
                 )
             barrier()
 
@@ -170,7 +175,9 @@ def train_model(
     if dist.is_main:
         final.save_pretrained(out / "model")
         atomic_write_json(out / "model" / "dale_config.json", {**config, "sigma_max": sm})
-    return Trained(final.eval(), cfg, sm, cfg.steps, time.time() - started, losses)
+    # Training wall time summed over every session that contributed to this checkpoint.
+    wall = wall_before + time.time() - started
+    return Trained(final.eval(), cfg, sm, cfg.steps, wall, losses)
 
 
 def load_trained(path: str | Path) -> Trained:
