@@ -29,7 +29,7 @@ def test_quick_reproduce_invariants(tmp_path):
     record = reproduce(cfg, tmp_path, quick=True)
     raw = record["extra"]["raw"]["standard"]["digits"]
     assert set(raw) == set(ROWS)
-    for row, runs in raw.items():
+    for runs in raw.values():
         assert len(runs) == len(QUICK.seeds)
         for run in runs:
             assert len(run["domains"]) == 15

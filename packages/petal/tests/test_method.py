@@ -65,8 +65,10 @@ def test_prior_changes_the_update(tiny_model, posterior_for, batches):
     b = build_adapter(tiny_model, _cfg("petal-sres", ap=0.0, spw=1e-2), seed=0, posterior=post)
     for x in batches:
         a(x), b(x)
-    dist = [sum(((p - m) ** 2).sum() for p, m in zip(ad.student.parameters(), post.mean(), strict=False))
-            for ad in (a, b)]  # fmt: skip
+    dist = [
+        sum(((p - m) ** 2).sum() for p, m in zip(ad.student.parameters(), post.mean(), strict=True))
+        for ad in (a, b)
+    ]
     assert dist[1] < dist[0]  # the prior pulls the student toward μ
 
 
