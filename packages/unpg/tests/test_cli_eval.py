@@ -72,8 +72,8 @@ def test_reproduce_quick_record_and_report(tmp_path, capsys):
     again = json.loads((results / "synthid_quick.json").read_text())
     assert again["extra"]["runs"] == runs
     readme = tmp_path / "README.md"
-    readme.write_text("x\n<!-- results:start -->\nold\n<!-- results:end -->\n")
+    readme.write_text("x\n<!-- results:start -->\nSTALE\n<!-- results:end -->\n")
     (results / "synthid.json").write_text(json.dumps(record))
     assert main(["report", "--results", str(results), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert "SynthID open-set verification" in text and "old" not in text
+    assert "SynthID open-set verification" in text and "STALE" not in text

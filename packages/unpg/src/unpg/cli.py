@@ -13,6 +13,7 @@ unpg bench                      # training step ± UNPG, evaluation pairs per se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -83,7 +84,8 @@ def cmd_eval(args) -> int:
     from unpg import evaluate as ev
     from unpg.model import IResNet
 
-    model = IResNet.from_pretrained(args.model)
+    with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the JSON result
+        model = IResNet.from_pretrained(args.model)
     results = {}
     for name in args.sets:
         if name == "synth":

@@ -64,6 +64,8 @@ class ReproConfig:
     synth: SynthConfig = SynthConfig()
     probe_per_identity: int = 5
     probe_identities: int = 400
+    pairs_per_fold: int = 300
+    templates: int = 2000
 
     def __post_init__(self):
         if len(self.seeds) < 1 or len(set(self.seeds)) != len(self.seeds):
@@ -83,6 +85,8 @@ QUICK = ReproConfig(
     train=dataclasses.replace(PROFILES["synth"], steps=24, batch_size=32),
     synth=SynthConfig(train_families=12, test_families=10, images_per_identity=4),
     probe_identities=40,
+    pairs_per_fold=20,
+    templates=100,
 )
 
 
@@ -118,10 +122,17 @@ def evaluate_run(
     s_flip, _ = ev.all_pair_scores(emb_flip, test.identity)
     out.update({f"flip_{k}": v for k, v in ev.verification_report(s_flip, same).items()})
     for hard in (False, True):
-        pairs = ev.kfold_pairs(test.identity, test.family, test.pose, seed=0, hard=hard)
+        pairs = ev.kfold_pairs(
+            test.identity,
+            test.family,
+            test.pose,
+            seed=0,
+            hard=hard,
+            pairs_per_fold=cfg.pairs_per_fold,
+        )
         rep = ev.kfold_report(emb, *pairs)
         out.update({(f"hard_{k}" if hard else k): v for k, v in rep.items()})
-    out.update(ev.template_report(emb, test.identity.numpy(), seed=0))
+    out.update(ev.template_report(emb, test.identity.numpy(), seed=0, n_templates=cfg.templates))
     out["wdfs_rate"] = ev.local_wdfs_rate(emb, test.identity)
     probe = probe_indices(train_split, cfg.probe_per_identity, cfg.probe_identities)
     p_emb = ev.embed(backbone, train_split.images[probe])
