@@ -60,54 +60,50 @@ def run_bench(
     train_s = time_call(step, warmup=1, repeats=3)
     model.eval()
 
-    # Sampling: same draws with and without the cache.
-    runs = {}
-    for cache in (False, True):
-        runs[cache] = sample(
-            model,
-            batch,
-            length,
-            steps,
-            schedule,
-            cache=cache,
-            generator=torch.Generator().manual_seed(1),
+    # Sampling: same draws with and without the cache, per sequence (batch 1) and batched.
+    rows, speedups = {}, {}
+    for b in sorted({1, batch}):
+        runs = {
+            cache: sample(
+                model,
+                b,
+                length,
+                steps,
+                schedule,
+                cache=cache,
+                generator=torch.Generator().manual_seed(1),
+            )
+            for cache in (False, True)
+        }
+        assert torch.equal(runs[True].tokens, runs[False].tokens)
+        nfe = runs[True].nfe.double().mean().item()
+        rows[f"sampling, uncached, batch {b} (tokens/s)"] = b * length / runs[False].seconds
+        rows[f"sampling, cached, batch {b} (tokens/s)"] = b * length / runs[True].seconds
+        speedups[b] = (steps / nfe, runs[False].seconds / runs[True].seconds, nfe)
+    rows["training (tokens/s)"] = train_batch * length / train_s
+    print(ratio_table(rows, "sampling, uncached, batch 1 (tokens/s)", "tokens/s"))
+    print(f"training step: {train_s * 1000:.1f} ms for {train_batch} x {length} tokens")
+    result = dict(rows)
+    for b, (nfe_ratio, wall_ratio, nfe) in speedups.items():
+        verdict = "meets" if wall_ratio >= 0.8 * nfe_ratio else "misses"
+        print(
+            f"batch {b}: NFE per sequence uncached {steps}, cached {nfe:.1f} (analytic E-NFE "
+            f"{expected_nfe(steps, length):.1f}); NFE ratio {nfe_ratio:.2f}; wall-clock "
+            f"speed-up {wall_ratio:.2f} = {wall_ratio / nfe_ratio:.2f} x NFE ratio "
+            f"({verdict} the 0.8 x target)"
         )
-    assert torch.equal(runs[True].tokens, runs[False].tokens)
-    nfe_cached = runs[True].nfe.double().mean().item()
-    nfe_ratio = steps / nfe_cached
-    wall_ratio = runs[False].seconds / runs[True].seconds
-    tokens = batch * length
-    rows = {
-        "sampling, uncached (tokens/s)": tokens / runs[False].seconds,
-        "sampling, cached (tokens/s)": tokens / runs[True].seconds,
-    }
-    print(ratio_table(rows, "sampling, uncached (tokens/s)", "tokens/s"))
-    print(
-        f"training: {train_batch * length / train_s:.0f} tokens/s "
-        f"({train_s * 1000:.1f} ms per step of {train_batch} x {length})"
-    )
-    print(
-        f"NFE per sequence: uncached {steps}, cached {nfe_cached:.1f} "
-        f"(analytic E-NFE {expected_nfe(steps, length):.1f}); NFE ratio {nfe_ratio:.2f}"
-    )
-    verdict = "meets" if wall_ratio >= 0.8 * nfe_ratio else "misses"
-    print(
-        f"wall-clock speed-up {wall_ratio:.2f} = {wall_ratio / nfe_ratio:.2f} x NFE ratio "
-        f"({verdict} the 0.8 x target)"
-    )
-    result = {
-        "train_tokens_per_s": train_batch * length / train_s,
-        "nfe_cached": nfe_cached,
-        "nfe_ratio": nfe_ratio,
-        "wall_ratio": wall_ratio,
-        **rows,
-    }
+        result[f"batch {b}: NFE cached per sequence"] = nfe
+        result[f"batch {b}: NFE ratio"] = nfe_ratio
+        result[f"batch {b}: wall-clock speed-up"] = wall_ratio
+        result[f"batch {b}: speed-up / NFE ratio"] = wall_ratio / nfe_ratio
     if record:
         table = Table(
             f"Benchmark: {model_size} model, L = {length}, {steps} steps, batch {batch}",
             ["figure", "value"],
-            [{"figure": k.replace("_", " "), "value": v} for k, v in result.items()],
-            note="Ratios measured in one process on a shared 2-core machine, one torch thread.",
+            [{"figure": k, "value": v} for k, v in result.items()],
+            note="Measured in one process on a shared 2-core machine, one torch thread. In a "
+            "batch the cached sampler runs the network on the sub-batch that needs it, so its "
+            "calls are smaller and less efficient than the uncached full-batch calls.",
         )
         write_record(
             record,

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import resource
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -348,6 +349,8 @@ def _reproduce(rc: ReproduceConfig, out: Path, work: Path, record_name: str) -> 
             "sampling": s_raw,
             "markov_sampling": ms_raw,
             "judge_valid_nats_per_byte": judge_valid,
+            # CPU seconds of this process: wall time is inflated on a shared machine.
+            "cpu_time_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
         },
     )
     log.info("wrote %s in %.0f s", out / record_name, time.time() - started)
