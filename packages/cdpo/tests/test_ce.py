@@ -101,3 +101,26 @@ def test_auroc_matches_pairwise_counting():
     pos, neg = scores[labels], scores[~labels]
     brute = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
     assert auroc(scores, labels) == pytest.approx(brute)
+
+
+def test_scorer_matches_scores_recomputed_from_the_training_batch():
+    from cdpo.ce import score_sequences
+    from cdpo.config import profile, replace
+    from cdpo.model import tiny_llama
+    from cdpo.train import layout
+
+    cfg = profile("quick")
+    pos = tiny_llama(cfg, 20, 0, 1, 2).eval()
+    neg = tiny_llama(replace(cfg, seed=1), 20, 0, 1, 2).eval()
+    prompts = [[1, 5, 6], [1, 7, 8, 9, 10]]
+    responses = [[11, 12, 13, 2], [14, 2]]
+    seqs = [p + r for p, r in zip(prompts, responses, strict=True)]
+    scored = score_sequences(pos, neg, seqs, [len(p) for p in prompts], 1.0, 0)
+    ids, att, mask = layout(prompts, responses, 0)
+    with torch.no_grad():
+        zp = pos(input_ids=ids, attention_mask=att).logits[:, :-1]
+        zn = neg(input_ids=ids, attention_mask=att).logits[:, :-1]
+    s = contrastive_scores(zp, zn, ids[:, 1:])
+    for i, r in enumerate(responses):
+        assert len(scored[i]) == len(r)
+        assert torch.allclose(torch.tensor(scored[i]), s[i][mask[i] > 0], atol=1e-5)
