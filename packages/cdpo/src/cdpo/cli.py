@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where to write the JSON record (default: results/cdpo/<profile>.json)",
     )
+    p.add_argument(
+        "--skip-analyses",
+        action="store_true",
+        help="leave out detection and rollouts (method ablations in a finished run folder)",
+    )
+    p.add_argument(
+        "--experiment", default=None, help="name of the record (default: reproduce-<task>)"
+    )
     p = _config_parser(sub, "train", "run the pipeline up to and including one stage")
     p.add_argument("--until", choices=STAGES, default="pref", help="last stage to run")
     p = _config_parser(sub, "eval", "greedy accuracy of a saved model on the test questions")
@@ -126,7 +134,16 @@ def _run(args, cfg, dist) -> int:
         results = (
             Path(args.results) if args.results else Path("results/cdpo") / f"{args.profile}.json"
         )
-        record = reproduce(cfg, out, results, str(dist.device), dist, args.data_root)
+        record = reproduce(
+            cfg,
+            out,
+            results,
+            str(dist.device),
+            dist,
+            args.data_root,
+            analyses=not args.skip_analyses,
+            experiment=args.experiment,
+        )
         if record is not None:
             log.info("wrote %s (%.0f s)", results, record["provenance"]["wall_time_s"])
         return 0

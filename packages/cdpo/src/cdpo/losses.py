@@ -91,4 +91,4 @@ def _pad_to(x: torch.Tensor, J: int) -> torch.Tensor:
     return F.pad(x, (0, J - x.shape[-1])) if x.shape[-1] < J else x
 
 
-METHODS = ("sft", "dpo", "rpo", "tdpo", "cdpo_seq", "cdpo_code", "oracle")
+METHODS = ("sft", "dpo", "rpo", "tdpo", "cdpo_seq", "cdpo_code", "oracle", "cdpo_shuffled")

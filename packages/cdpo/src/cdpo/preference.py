@@ -36,6 +36,11 @@ def pair_weights(pair: dict, method: str, only_neg: bool) -> tuple[list, list]:
     n_w, n_l = len(pair["chosen"]), len(pair["rejected"])
     if method == "oracle":
         return [1.0] * n_w, pair["oracle"]
+    if method == "cdpo_shuffled":
+        # Control (spec 6.6): the same weights in a random order within the response.
+        w_l = [1.0 - s for s in pair["s_rejected"][: n_l - 1]]
+        random.Random(sum(pair["rejected"]) * 1009 + n_l).shuffle(w_l)
+        return [1.0] * n_w, w_l + [1.0]
     if method in ("cdpo_seq", "cdpo_code"):
         w_l = [1.0 - s for s in pair["s_rejected"][: n_l - 1]] + [1.0]
         w_w = [1.0] * n_w if only_neg else pair["s_chosen"][: n_w - 1] + [1.0]
@@ -69,7 +74,7 @@ def batch_loss(method: str, cfg, net, batch: list[dict], pad_id: int, ref_model=
             ref_logits = ref_net(input_ids=ids, attention_mask=att).logits
         kl = L.sequential_kl(ref_logits, logits, mask)
         loss = L.tdpo_loss(pi_w, ref_w, pi_l, ref_l, m_w, m_l, kl[:B], kl[B:], beta, cfg.tdpo_alpha)
-    elif method in ("cdpo_seq", "oracle"):
+    elif method in ("cdpo_seq", "oracle", "cdpo_shuffled"):
         loss = L.cdpo_seq_loss(pi_w, ref_w, pi_l, ref_l, m_w, m_l, w_w, w_l, beta)
     elif method == "cdpo_code":
         loss = L.cdpo_code_loss(pi_w, ref_w, pi_l, ref_l, m_w, m_l, w_w, w_l, beta)

@@ -24,6 +24,7 @@ LABELS = {
     "cdpo_seq": "+ cDPO (paper form, sequence)",
     "cdpo_code": "+ cDPO (released code, per position)",
     "oracle": "+ oracle-weighted DPO (diagnostic)",
+    "cdpo_shuffled": "+ cDPO weights shuffled within each response (control)",
 }
 # Table 1 of the paper, GSM8K average over the three models (spec 3.1).
 PAPER_GSM8K = {
@@ -256,18 +257,29 @@ def headline(results: dict, det: dict) -> str:
     return text
 
 
-def reproduce(cfg, out: Path, results_path: Path | None, device: str, dist=None, data_root=None):
+def reproduce(
+    cfg,
+    out: Path,
+    results_path: Path | None,
+    device: str,
+    dist=None,
+    data_root=None,
+    analyses: bool = True,
+    experiment: str | None = None,
+):
     """Run every stage (resuming finished ones) and write the result record."""
     started = time.time()
     pipe = Pipeline(cfg, out, dist, data_root)
     results = pipe.run_methods()
     det = (
         pipe._json_stage("detection", lambda: analysis.detection(pipe))
-        if cfg.task == "arith"
+        if cfg.task == "arith" and analyses
         else {}
     )
     ro = (
-        pipe._json_stage("rollouts", lambda: analysis.rollouts(pipe)) if cfg.task == "arith" else {}
+        pipe._json_stage("rollouts", lambda: analysis.rollouts(pipe))
+        if cfg.task == "arith" and analyses
+        else {}
     )
     if dist is not None and not dist.is_main:
         return None
@@ -282,7 +294,7 @@ def reproduce(cfg, out: Path, results_path: Path | None, device: str, dist=None,
     return write_record(
         record_path,
         package="cdpo",
-        experiment=f"reproduce-{cfg.task}",
+        experiment=experiment or f"reproduce-{cfg.task}",
         config=config_to_dict(cfg),
         seeds=list(cfg.seeds),
         tables=tables,
