@@ -101,3 +101,18 @@ def test_training_runs_under_two_gloo_processes(tmp_path):
     sums = [json.loads((tmp_path / f"rank{r}.json").read_text())["checksum"] for r in (0, 1)]
     assert sums[0] == sums[1]
     assert sums[0] != param_checksum(tiny())
+
+
+def test_weight_tables_of_the_methods():
+    from cdpo.preference import pair_weights
+
+    p = pairs(1)[0]
+    n_w, n_l = len(p["chosen"]), len(p["rejected"])
+    w_w, w_l = pair_weights(p, "cdpo_seq", only_neg=True)
+    assert w_w == [1.0] * n_w and w_l[-1] == 1.0  # EOS keeps weight 1
+    assert w_l[:-1] == [1 - s for s in p["s_rejected"][:-1]]
+    w_w, _ = pair_weights(p, "cdpo_code", only_neg=False)
+    assert w_w[:-1] == p["s_chosen"][:-1] and w_w[-1] == 1.0
+    _, shuffled = pair_weights(p, "cdpo_shuffled", only_neg=True)
+    assert sorted(shuffled[:-1]) == sorted(w_l[:-1]) and shuffled[-1] == 1.0
+    assert pair_weights(p, "dpo", only_neg=True) == ([1.0] * n_w, [1.0] * n_l)
