@@ -77,3 +77,9 @@ def test_reproduce_quick_record_and_report(tmp_path, capsys):
     assert main(["report", "--results", str(results), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert "SynthID open-set verification" in text and "STALE" not in text
+
+
+def test_bench_prints_ratios(capsys):
+    assert main(["bench", "--batch-size", "16", "--classes", "20", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "ArcFace+UNPG" in out and "(baseline)" in out and "pairs/s" in out

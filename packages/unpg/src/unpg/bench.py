@@ -6,6 +6,7 @@ baseline measured in the same run (``reprozoo.bench.ratio_table``).
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -49,8 +50,18 @@ def run_bench(batch_size: int = 512, classes: int = 2000, steps: int = 5, size: 
 
         return go
 
-    train = {name: batch_size / time_call(step(fn), warmup=1, repeats=steps)
-             for name, fn in losses.items()}  # fmt: skip
+    # Interleave the variants, one step each per round, so load drift on a shared machine
+    # hits all of them alike; report the median round.
+    fns = {name: step(fn) for name, fn in losses.items()}
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(steps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    train = {name: batch_size / statistics.median(t) for name, t in times.items()}
 
     # Evaluation: all-pairs scoring + ROC on a synthetic embedding set.
     n = 2000
