@@ -104,3 +104,13 @@ def test_bench_prints_ratios():
 
     text = bench(batches=2, batch_size=8, widths=(4, 8))
     assert "(baseline)" in text and "PETAL-FIM / CoTTA" in text
+
+
+def test_quick_ablation(tmp_path):
+    from petal.ablation import LAMBDAS, ablate
+
+    record = ablate(tmp_path, quick=True)
+    lam, trig = record["tables"]
+    assert len(lam["rows"]) == len(LAMBDAS) and len(trig["rows"]) == 6
+    # p_th = 0.92 is above a barely trained model's confidence: the trigger fires every batch
+    assert all(r["augmented batches %"] == 100.0 for r in trig["rows"][3:])

@@ -4,6 +4,7 @@
     petal swag       fit the SWAG-diagonal posterior of a model (embedded or paper scale)
     petal adapt      run one method over the lifelong stream (embedded or paper scale)
     petal reproduce  the embedded reproduction: tables, figure, JSON record
+    petal ablate     prior weight λ and trigger threshold ablations on one stream
     petal report     regenerate the README results section from the record
     petal bench      images per second of every method on the same model and stream
 
@@ -102,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
         "--dataset", default="cifar10", help="paper scale: cifar10, cifar100 or imagenet"
     )
     p.add_argument(
+        "--n-test", type=int, default=384, help="embedded: test images per domain (default: 384)"
+    )
+    p.add_argument(
         "--n-examples",
         type=int,
         default=10000,
@@ -132,6 +136,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not update the README results section afterwards",
     )
+
+    p = sub.add_parser("ablate", help="λ and trigger-threshold ablations on one stream")
+    p.add_argument("--quick", action="store_true", help="a seconds-long version (tests)")
+    p.add_argument(
+        "--dataset",
+        choices=("shapes", "digits"),
+        default="shapes",
+        help="embedded dataset (default: shapes)",
+    )
+    p.add_argument(
+        "--out",
+        default=str(DEFAULT_RESULTS),
+        help=f"folder of the JSON record (default: {DEFAULT_RESULTS})",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not update the README")
 
     p = sub.add_parser("report", help="regenerate the README results section from the record")
     p.add_argument(
@@ -171,6 +190,17 @@ def _update_readme(record: dict, readme: Path) -> None:
 
     markdown = render_record(record, figure_prefix="../../results/petal/")
     update_readme_section(readme, markdown, name="results")
+
+
+def _cmd_ablate(args) -> int:
+    from reprozoo.results import render_record, update_readme_section
+
+    from petal.ablation import ablate
+
+    record = ablate(args.out, quick=args.quick, dataset=args.dataset)
+    if not args.no_report and not args.quick:
+        update_readme_section(README, render_record(record), name="ablation")
+    return 0
 
 
 def _cmd_report(args) -> int:
@@ -243,6 +273,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         "swag": _cmd_swag,
         "adapt": _cmd_adapt,
         "reproduce": _cmd_reproduce,
+        "ablate": _cmd_ablate,
         "report": _cmd_report,
         "bench": _cmd_bench,
     }
