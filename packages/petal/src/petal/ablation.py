@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-from reprozoo.config import config_to_dict
-from reprozoo.results import Table, summarize, write_record
 
 from petal.config import profile
 from petal.corruptions import CORRUPTIONS
@@ -22,6 +20,8 @@ from petal.data import build_stream
 from petal.method import build_adapter
 from petal.reproduce import LOG, QUICK, ReproduceConfig, _source_models
 from petal.stream import run_stream
+from reprozoo.config import config_to_dict
+from reprozoo.results import Table, summarize, write_record
 
 LAMBDAS = (0.0, 1e-9, 1e-6, 1e-3)
 

@@ -193,9 +193,8 @@ def _update_readme(record: dict, readme: Path) -> None:
 
 
 def _cmd_ablate(args) -> int:
-    from reprozoo.results import render_record, update_readme_section
-
     from petal.ablation import ablate
+    from reprozoo.results import render_record, update_readme_section
 
     record = ablate(args.out, quick=args.quick, dataset=args.dataset)
     if not args.no_report and not args.quick:
