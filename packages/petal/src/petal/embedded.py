@@ -14,7 +14,13 @@ from petal.data import build_stream, load_source
 from petal.method import Posterior, build_adapter
 from petal.model import SmallBNCNN
 from petal.stream import StreamResult, run_stream
-from petal.train import SourceConfig, confidence_threshold, fit_swag_diagonal, train_source
+from petal.train import (
+    EMBEDDED_SWA_LR,
+    SourceConfig,
+    confidence_threshold,
+    fit_swag_diagonal,
+    train_source,
+)
 from reprozoo.checkpoint import CheckpointError
 from reprozoo.results import atomic_write_json
 from reprozoo.runtime import (
@@ -86,7 +92,7 @@ def swag_embedded(args, model=None, data=None) -> Path:
         model = SmallBNCNN.from_pretrained(src / "model")
         data = load_source(meta["dataset"], n_train=meta["n_train"], n_test=384, seed=meta["seed"])
     mean_model, posterior, count = fit_swag_diagonal(
-        model, data.train_x, data.train_y, SourceConfig(), seed=args.seed
+        model, data.train_x, data.train_y, SourceConfig(swa_lr=EMBEDDED_SWA_LR), seed=args.seed
     )
     mean_model.save_pretrained(out / "swag_mean")
     save_file(

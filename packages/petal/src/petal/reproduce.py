@@ -23,7 +23,13 @@ from petal.method import build_adapter
 from petal.model import SmallBNCNN
 from petal.stream import StreamResult, run_stream
 from petal.tables import build_tables
-from petal.train import SourceConfig, confidence_threshold, fit_swag_diagonal, train_source
+from petal.train import (
+    EMBEDDED_SWA_LR,
+    SourceConfig,
+    confidence_threshold,
+    fit_swag_diagonal,
+    train_source,
+)
 from reprozoo.config import ConfigError, config_to_dict
 from reprozoo.runtime import get_logger, log_run_header
 
@@ -74,7 +80,7 @@ class ReproduceConfig:
             "default one per dataset, seeds vary the corruption draws and the adapters"
         },
     )
-    swa_lr: float = field(default=0.002, metadata={"help": "SWALR target learning rate"})
+    swa_lr: float = field(default=EMBEDDED_SWA_LR, metadata={"help": "SWALR target learning rate"})
 
     def __post_init__(self) -> None:
         bad = set(self.datasets) - {"shapes", "digits"}

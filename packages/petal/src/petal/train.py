@@ -19,6 +19,9 @@ from petal.method import Posterior
 from reprozoo.config import ConfigError
 from reprozoo.runtime import all_reduce_mean, progress
 
+EMBEDDED_SWA_LR = 0.002
+"""SWALR target of the embedded BN-CNN: with frozen BN it diverges above lr ≈ 0.007 (README)."""
+
 
 @dataclass(frozen=True)
 class SourceConfig:
