@@ -119,3 +119,10 @@ def test_random_model_sampler_counts_match_e_nfe():
     assert abs(nfe.mean().item() - expected_nfe(64, 32)) < 4 * nfe.std().item() / 8 + 0.5
     with pytest.raises(ValueError, match="exceeds"):
         sample(model, 1, 33, 4, LogLinearSchedule())
+
+
+def test_expected_nfe_at_the_papers_length_matches_the_published_curve():
+    # L = 1024: the repo's E-NFE figure shows about 647, 806 and 906 calls at 1k, 2k, 4k steps.
+    for steps, published in ((1024, 647.5), (2048, 806.0), (4096, 906.1)):
+        assert abs(expected_nfe(steps, 1024) - published) < 0.5
+        assert abs(expected_nfe(steps, 1024, LogLinearSchedule()) - published) < 1.0
