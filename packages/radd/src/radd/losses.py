@@ -70,6 +70,7 @@ def draw_noise(
         level = torch.rand(batch, **g)
         if time_sampler == "stratified":
             level = (level + torch.arange(batch)) / batch
+        level = level.clamp_min(1e-12)  # lambda = 0 would give 0 / 0 for an unmasked row
     else:
         if time_sampler == "stratified":
             level = (torch.rand(1, **g) + torch.arange(batch) / batch) % 1.0
