@@ -56,6 +56,12 @@ def test_cli_trains_the_paper_profile_on_fabricated_mnist(tmp_path, capsys):
     text = capsys.readouterr().out
     report = json.loads(text[text.index("{") :])
     assert report["min_iterate"] > 0 and (out / "grid.png").is_file()
+    args[0] = "eval"
+    assert main([*args, "--n", "6", "--sampler", "ums", "--schedule", "paper"]) == 0
+    text = capsys.readouterr().out
+    scores = json.loads(text[text.index("{") :])
+    assert scores["label"] == "ums-paper"
+    assert all(np.isfinite(v) for k, v in scores.items() if k != "label")
 
 
 def test_cli_errors_are_clean(tmp_path, capsys):

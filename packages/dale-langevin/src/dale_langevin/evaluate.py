@@ -96,7 +96,7 @@ class Evaluator:
         self.scale = float(raw.std()) or 1.0
         self.test_feats = raw.numpy() / self.scale
         counts = torch.bincount(data.test_labels, minlength=10).double()
-        self.label_dist = (counts / counts.sum()).numpy()
+        self.label_dist = np.clip((counts / counts.sum()).numpy(), 1e-12, None)
         d1, _, _ = nearest_distances(data.test, data.train)
         self.test_nn = d1.numpy()
         self.nn_threshold = float(np.percentile(self.test_nn, 1))
