@@ -83,6 +83,8 @@ def difference_table(results: dict) -> Table:
         ("cdpo_seq", "rpo"),
         ("cdpo_code", "rpo"),
         ("cdpo_seq", "cdpo_code"),
+        ("cdpo_seq", "cdpo_shuffled"),
+        ("oracle", "cdpo_seq"),
     ):
         if a not in results or b not in results:
             continue
@@ -197,13 +199,13 @@ def rollout_table(ro: dict) -> list[Table]:
     return [t]
 
 
-def figures(pipe, results: dict, ro: dict) -> list[Figure]:
+def figures(pipe, results: dict, ro: dict, prefix: str = "cdpo") -> list[Figure]:
     figs = []
     if ro.get("found"):
         figs.append(
             Figure(
                 "pass@k at the critical token",
-                "cdpo_pass_k.png",
+                f"{prefix}_pass_k.png",
                 ro["ks"],
                 {
                     "kept": [100 * v for v in ro["pass_with"]],
@@ -232,7 +234,7 @@ def figures(pipe, results: dict, ro: dict) -> list[Figure]:
         figs.append(
             Figure(
                 "chosen − rejected log-prob during training",
-                "cdpo_margin.png",
+                f"{prefix}_margin.png",
                 list(range(1, n + 1)),
                 series,
                 xlabel="step",
@@ -298,7 +300,7 @@ def reproduce(
         config=config_to_dict(cfg),
         seeds=list(cfg.seeds),
         tables=tables,
-        figures=figures(pipe, results, ro),
+        figures=figures(pipe, results, ro, f"cdpo_{experiment}" if experiment else "cdpo"),
         device=device,
         started=started,
         extra={"run_dir": str(out), "headline": headline(results, det)},
