@@ -94,13 +94,27 @@ def unpg_cross_entropy(
     return (normaliser - target).mean()
 
 
+class _AllGather(torch.autograd.Function):
+    """All-gather whose backward sums every rank's gradient for this rank's chunk."""
+
+    @staticmethod
+    def forward(ctx, x):
+        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(out, x.contiguous())
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        g = torch.stack(grads)
+        dist.all_reduce(g)
+        return g[dist.get_rank()]
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """All-gather along dim 0 keeping the autograd path (local chunk stays the local tensor)."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
-    import torch.distributed.nn.functional as dist_fn
-
-    chunks = list(dist_fn.all_gather(x))
+    chunks = list(_AllGather.apply(x))
     chunks[dist.get_rank()] = x
     return torch.cat(chunks, dim=0)
 
