@@ -87,7 +87,8 @@ def run_bench(
         )
     table = ratio_table(per_step, "diffusers SD, negative prompt", "s/step", higher_is_better=False)
     share = arith / per_step["perpneg pipeline, Perp-Neg K=2"]
-    return (
+    text = (
         f"{table}\n\nguidance arithmetic (Perp-Neg, K=2): {arith * 1e6:.1f} µs per step = "
         f"{100 * share:.2f}% of the Perp-Neg K=2 step time (latents {shape})"
     )
+    return text, {"per_step": per_step, "arith_s": arith, "arith_share": share}
