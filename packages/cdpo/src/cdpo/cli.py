@@ -1,6 +1,6 @@
 """Command line of the `cdpo` package: critical-token DPO (cDPO, Lin et al.), reproduced.
 
-cdpo reproduce                      # the embedded CPU reproduction (about 15-20 min)
+cdpo reproduce                      # the embedded CPU reproduction (tens of minutes on 2 cores)
 cdpo reproduce --profile quick      # a seconds-long smoke run
 cdpo train --until scores           # run the pipeline up to one stage and stop
 cdpo eval --checkpoint runs/cdpo/default/pref/cdpo_seq-s0
