@@ -92,3 +92,12 @@ def test_language_and_statistics():
     assert d["ci_low"] < d["mean"] < d["ci_high"]
     low, high = M.bootstrap_ci(np.arange(100), seed=0)
     assert low < 49.5 < high
+
+
+def test_best_threshold_matches_brute_force():
+    rng = np.random.default_rng(3)
+    same = rng.random(400) < 0.5
+    scores = np.round(rng.normal(size=400) + same, 1)  # many ties
+    t = M._best_threshold(scores, same)
+    best = max(((scores >= c) == same).mean() for c in np.r_[scores, scores.max() + 1])
+    assert ((scores >= t) == same).mean() == pytest.approx(best)

@@ -97,8 +97,12 @@ def tar_at_far(scores, is_same, far: float) -> float:
 def _best_threshold(scores: np.ndarray, is_same: np.ndarray) -> float:
     candidates = np.unique(scores)
     mids = np.r_[candidates[0] - 1e-6, (candidates[:-1] + candidates[1:]) / 2, candidates[-1]]
-    acc = [((scores >= t) == is_same).mean() for t in mids]
-    return float(mids[int(np.argmax(acc))])
+    # Accuracy at every candidate at once: genuine pairs at or above t, impostors below t.
+    genuine = np.sort(scores[is_same])
+    impostor = np.sort(scores[~is_same])
+    accepted = len(genuine) - np.searchsorted(genuine, mids, side="left")
+    rejected = np.searchsorted(impostor, mids, side="left")
+    return float(mids[int(np.argmax(accepted + rejected))])
 
 
 def kfold_pair_accuracy(
