@@ -7,6 +7,8 @@ product; the issue asks that DLS cost no more than 1.1× the additive update.
 
 from __future__ import annotations
 
+import statistics
+
 import torch
 
 from dale_langevin.config import DaleConfig
@@ -16,7 +18,7 @@ from dale_langevin.score import GBMScore, VEScore, gbm_of, ve_of
 from reprozoo.bench import ratio_table, time_call
 
 
-def run_bench(cfg: DaleConfig, batch: int = 500, levels: int = 100, repeats: int = 3) -> dict:
+def run_bench(cfg: DaleConfig, batch: int = 500, levels: int = 100, repeats: int = 7) -> dict:
     """Images per second of DLS, UMS and VE Euler–Maruyama at `levels` steps, plus the update
     rules alone (a zero network) to show the arithmetic cost without the network."""
     cfg = cfg.replace(levels=levels)
@@ -41,7 +43,14 @@ def run_bench(cfg: DaleConfig, batch: int = 500, levels: int = 100, repeats: int
         "update only: DLS": lambda: sample_gbm(zero, x_pos, gbm, "dls", sched),
         "update only: UMS": lambda: sample_gbm(zero, x_pos, gbm, "ums", sched),
     }
-    seconds = {name: time_call(fn, warmup=1, repeats=repeats) for name, fn in runs.items()}
+    # Round-robin repeats: on a shared machine a load spike then hits every sampler alike.
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for fn in runs.values():
+        fn()  # warm-up
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            times[name].append(time_call(fn, warmup=0, repeats=1))
+    seconds = {name: statistics.median(ts) for name, ts in times.items()}
     images_per_s = {name: batch / s for name, s in seconds.items()}
     full = {k: v for k, v in images_per_s.items() if not k.startswith("update")}
     only = {k: v for k, v in images_per_s.items() if k.startswith("update")}
