@@ -22,6 +22,7 @@ from petal.reproduce import LOG, QUICK, ReproduceConfig, _source_models
 from petal.stream import run_stream
 from reprozoo.config import config_to_dict
 from reprozoo.results import Table, summarize, write_record
+from reprozoo.runtime import log_run_header
 
 LAMBDAS = (0.0, 1e-9, 1e-6, 1e-3)
 
@@ -45,6 +46,13 @@ def ablate(out_dir: str | Path, *, quick: bool = False, dataset: str = "shapes")
     cfg = QUICK if quick else ReproduceConfig(datasets=(dataset,), seeds=(0,))
     dataset = cfg.datasets[0]
     seed = cfg.seeds[0]
+    log_run_header(
+        LOG,
+        package="petal",
+        config={**config_to_dict(cfg), "lambdas": LAMBDAS},
+        seed=seed,
+        device="cpu",
+    )
     data, model, mean_model, posterior, ap = _source_models(cfg, dataset, seed)
     domains = build_stream(data.test_x, data.test_y, CORRUPTIONS, cfg.severity, seed)
 
