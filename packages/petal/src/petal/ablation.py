@@ -56,12 +56,15 @@ def ablate(out_dir: str | Path, *, quick: bool = False, dataset: str = "shapes")
     data, model, mean_model, posterior, ap = _source_models(cfg, dataset, seed)
     domains = build_stream(data.test_x, data.test_y, CORRUPTIONS, cfg.severity, seed)
 
+    n_aug = 4 if quick else 32  # the quick version only checks the plumbing
+
     def run(method: str, start, label: str, **overrides):
         acfg = profile(
             "embedded",
             method=method,
             batch_size=cfg.batch_size,
             ema=cfg.ema,
+            n_aug=n_aug,
             **{"ap": ap, "spw": cfg.spw, **overrides},
         )
         res = run_stream(
