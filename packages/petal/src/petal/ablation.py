@@ -117,7 +117,12 @@ def ablate(out_dir: str | Path, *, quick: bool = False, dataset: str = "shapes")
         Path(out_dir) / ("ablation_quick.json" if quick else "ablation.json"),
         package="petal",
         experiment="embedded ablations (λ, trigger)",
-        config={"reproduce": config_to_dict(cfg), "lambdas": list(LAMBDAS), "p_th_rule": ap},
+        config={
+            "reproduce": config_to_dict(cfg),
+            "lambdas": list(LAMBDAS),
+            "p_th_rule": ap,
+            "n_aug": n_aug,
+        },
         seeds=[seed],
         tables=tables,
         device="cpu (1 thread)",
