@@ -56,3 +56,12 @@ def test_run_header_logs_config_versions_device_seed(caplog):
         logger.parent.propagate = False
     text = caplog.text
     assert '"lr": 1' in text and "seed=3" in text and "device=cpu" in text and "torch" in text
+
+
+@pytest.mark.parametrize("env", ["0", "1"])
+def test_progress_accepts_disable_with_and_without_env(monkeypatch, env):
+    monkeypatch.setenv("REPROZOO_PROGRESS", env)
+    assert list(runtime.progress(range(3), disable=True)) == [0, 1, 2]
+    bar = runtime.progress(range(2))
+    assert bar.disable == (env == "0")
+    bar.close()

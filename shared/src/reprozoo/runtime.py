@@ -250,7 +250,8 @@ def log_run_header(
 
 def progress(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
     """A tqdm bar that stays silent on non-zero ranks and when REPROZOO_PROGRESS=0."""
-    disable = _rank() != 0 or os.environ.get("REPROZOO_PROGRESS", "1") == "0"
+    disable = kwargs.pop("disable", False) or _rank() != 0
+    disable = disable or os.environ.get("REPROZOO_PROGRESS", "1") == "0"
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("leave", False)
-    return tqdm(iterable, disable=disable or kwargs.pop("disable", False), **kwargs)
+    return tqdm(iterable, disable=disable, **kwargs)
