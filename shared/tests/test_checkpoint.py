@@ -106,3 +106,22 @@ def test_overwrite_is_atomic_and_leaves_no_temporaries(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
     meta = json.loads((tmp_path / "ck" / "meta.json").read_text())
     assert meta["step"] == 2
+
+
+def test_save_pretrained_atomic_round_trip(tmp_path):
+    from huggingface_hub import PyTorchModelHubMixin
+
+    from reprozoo.checkpoint import save_pretrained_atomic
+
+    class Tiny(torch.nn.Module, PyTorchModelHubMixin):
+        def __init__(self, width: int = 3):
+            super().__init__()
+            self.lin = torch.nn.Linear(width, 2)
+
+    model = Tiny(width=4)
+    for _ in range(2):
+        save_pretrained_atomic(model, tmp_path / "model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    back = Tiny.from_pretrained(tmp_path / "model")
+    assert torch.equal(back.lin.weight, model.lin.weight)

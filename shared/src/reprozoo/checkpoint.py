@@ -94,8 +94,7 @@ def save_state(
     """Write `state` (nested dicts/lists of tensors and JSON values) as a checkpoint folder."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = _temporary_sibling(directory)
     tmp.mkdir()
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _flatten(state, "s", tensors)
@@ -113,12 +112,36 @@ def save_state(
         json.dump(meta, fh, default=str)
         fh.flush()
         os.fsync(fh.fileno())
+    return _swap_in(tmp, directory)
+
+
+def _temporary_sibling(directory: Path) -> Path:
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return tmp
+
+
+def _swap_in(tmp: Path, directory: Path) -> Path:
+    """Replace `directory` by the finished folder `tmp` (a crash leaves one of the two whole)."""
     old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
     if directory.exists():
         os.replace(directory, old)
     os.replace(tmp, directory)
     shutil.rmtree(old, ignore_errors=True)
     return directory
+
+
+def save_pretrained_atomic(model: Any, directory: str | os.PathLike, **kwargs: Any) -> Path:
+    """`model.save_pretrained` (transformers, diffusers, `PyTorchModelHubMixin`) made atomic.
+
+    The model is written into a temporary sibling folder that then replaces `directory`, so an
+    interrupted save never leaves a half-written model where a finished one is expected.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(directory)
+    model.save_pretrained(tmp, **kwargs)
+    return _swap_in(tmp, directory)
 
 
 def _config_diff(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...]) -> list:
