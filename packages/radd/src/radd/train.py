@@ -24,7 +24,7 @@ from radd.data import MarkovChain, pydoc_corpus
 from radd.losses import draw_noise, training_loss
 from radd.model import build_model
 from radd.schedule import make_schedule
-from reprozoo.checkpoint import load_training_state, save_training_state
+from reprozoo.checkpoint import load_training_state, save_pretrained_atomic, save_training_state
 from reprozoo.config import ConfigError, config_to_dict
 from reprozoo.runtime import (
     all_reduce_mean,
@@ -159,9 +159,7 @@ def train(
         (dist.rank + 1) * cfg.batch_size // dist.world_size,
     )
     began = time.time()
-    # The core's progress() cannot take `disable` (it passes it twice), so a quiet run skips it.
-    steps = range(start, cfg.steps)
-    bar = steps if quiet else progress(steps, desc=f"train {cfg.loss}")
+    bar = progress(range(start, cfg.steps), desc=f"train {cfg.loss}", disable=quiet)
     step = start
     for step in bar:
         # 1. The global batch and its noise, from the step's own generator.
@@ -183,8 +181,7 @@ def train(
         _ema_update(ema, model, cfg.ema, step)
 
         history.append(all_reduce_mean(loss.detach()).item())
-        if not quiet:
-            bar.set_postfix(loss=f"{history[-1] / cfg.length:.3f}/tok")
+        bar.set_postfix(loss=f"{history[-1] / cfg.length:.3f}/tok")
         done = step + 1
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
             save(done)
@@ -200,7 +197,7 @@ def train(
         save(cfg.steps)
 
     if dist.is_main and not quiet:
-        ema.save_pretrained(out / "model")
+        save_pretrained_atomic(ema, out / "model")
     return {
         "model": ema.eval(),
         "history": history,
