@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 from transformers.utils import logging as hf_logging
 
-from reprozoo.checkpoint import CheckpointError
+from reprozoo.checkpoint import CheckpointError, save_pretrained_atomic
 
 # Model folders are loaded and saved dozens of times per run; their progress bars are noise.
 hf_logging.disable_progress_bar()
@@ -60,14 +59,7 @@ def merge_lora(model):
 
 def save_model(model, directory: str | os.PathLike) -> Path:
     """``save_pretrained`` (safetensors) into a temporary folder, then swap it in atomically."""
-    directory = Path(directory)
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(tmp, directory)
-    return directory
+    return save_pretrained_atomic(model, directory, safe_serialization=True)
 
 
 def load_model(directory: str | os.PathLike, dtype=torch.float32):

@@ -29,7 +29,11 @@ from dale_langevin.method import mdsm_loss, ve_dsm_loss
 from dale_langevin.model import MLP, NCSN, UNet, build_network
 from dale_langevin.score import GBMScore, VEScore, gbm_of, ve_of
 from dale_langevin.sde import check_positive, largest_pairwise_distance
-from reprozoo.checkpoint import load_training_state, save_training_state
+from reprozoo.checkpoint import (
+    load_training_state,
+    save_pretrained_atomic,
+    save_training_state,
+)
 from reprozoo.config import config_to_dict
 from reprozoo.results import atomic_write_json
 from reprozoo.runtime import (
@@ -173,7 +177,7 @@ def train_model(
 
     final = ema if cfg.ema > 0 else net
     if dist.is_main:
-        final.save_pretrained(out / "model")
+        save_pretrained_atomic(final, out / "model")
         atomic_write_json(out / "model" / "dale_config.json", {**config, "sigma_max": sm})
     # Training wall time summed over every session that contributed to this checkpoint.
     wall = wall_before + time.time() - started

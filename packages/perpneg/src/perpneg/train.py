@@ -22,7 +22,11 @@ from torch.nn.parallel import DistributedDataParallel
 from perpneg import __version__
 from perpneg.data import GeneratorConfig, captions, render_batch, sample_attributes
 from perpneg.model import AttributeClassifier, CaptionEncoder, make_unet
-from reprozoo.checkpoint import load_training_state, save_training_state
+from reprozoo.checkpoint import (
+    load_training_state,
+    save_pretrained_atomic,
+    save_training_state,
+)
 from reprozoo.config import ConfigError
 from reprozoo.runtime import (
     all_reduce_mean,
@@ -168,8 +172,8 @@ def train_diffusion(
 
     final = out / "model"
     if dist.is_main and done == cfg.steps:
-        ema.save_pretrained(final / "unet")
-        encoder.save_pretrained(final / "encoder")
+        save_pretrained_atomic(ema, final / "unet")
+        save_pretrained_atomic(encoder, final / "encoder")
     cleanup_distributed()
     return final
 

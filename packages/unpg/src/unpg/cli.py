@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reprozoo.checkpoint import save_pretrained_atomic
 from reprozoo.cli import add_common_arguments, run_main
 from reprozoo.config import add_dataclass_arguments, config_to_dict, dataclass_from_args
 from reprozoo.data import require_layout, resolve_data_root
+from reprozoo.results import atomic_write_json
 from reprozoo.runtime import cleanup_distributed, get_logger, seed_everything, setup_distributed
 from unpg.config import PROFILES, TrainConfig
 
@@ -71,8 +73,8 @@ def cmd_train(args) -> int:
         out = Path(args.out)
         trainee, history = train(cfg, source, out, seed=args.seed, dist=dist)
         if dist.is_main:
-            trainee.backbone.save_pretrained(out / "model")
-            (out / "train_config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
+            save_pretrained_atomic(trainee.backbone, out / "model")
+            atomic_write_json(out / "train_config.json", config_to_dict(cfg))
             log.info("saved the backbone to %s (IResNet.from_pretrained)", out / "model")
     finally:
         cleanup_distributed()
