@@ -60,9 +60,13 @@ def tests(session: nox.Session, package: str) -> None:
 @nox.session
 @nox.parametrize("package", [nox.param(p, id=p) for p in PACKAGES])
 def reproduce(session: nox.Session, package: str) -> None:
-    """A package's embedded-default reproduction; results go to results/<package>/."""
+    """A package's embedded-default reproduction; results go to results/<package>/.
+
+    Every package's `reproduce` writes its records to results/<package>/ by default (and its
+    checkpoints under runs/, which git ignores); extra arguments after `--` pass through.
+    """
     _sync(session, package)
-    session.run(package, "reproduce", "--out", f"results/{package}", *session.posargs)
+    session.run(package, "reproduce", *session.posargs)
 
 
 @nox.session
