@@ -114,8 +114,8 @@ def test_package_table_from_records(tmp_path):
         extra={"headline": "error 0.10 vs 0.20"},
     )
     table = render_package_table(tmp_path / "results", tmp_path / "packages")
-    assert "| Paper alpha | reproduced (embedded default) | error 0.10 vs 0.20 |" in table
-    assert "| Paper beta | no results yet | — |" in table
+    assert "| Paper alpha | reproduced (embedded default) | *main*: error 0.10 vs 0.20 |" in table
+    assert "| Paper beta | no results yet | tables in the package README |" in table
 
 
 def test_run_main_turns_user_errors_into_exit_code_2(capsys):

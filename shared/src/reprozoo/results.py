@@ -310,11 +310,16 @@ def render_package_table(
             json.loads(p.read_text())
             for p in sorted(Path(results_root, folder.name).glob("*.json"))
         ]
-        headlines = [r["extra"]["headline"] for r in records if r.get("extra", {}).get("headline")]
+        headlines = [
+            f"*{r['experiment']}*: {r['extra']['headline']}"
+            for r in records
+            if r.get("extra", {}).get("headline")
+        ]
         status = "reproduced (embedded default)" if records else "no results yet"
         link = f"[{folder.name}]({folder.as_posix()}/README.md)"
         paper = project.get("description", "")
-        lines.append(f"| {link} | {paper} | {status} | {' '.join(headlines) or '—'} |")
+        summary = "<br>".join(headlines) or "tables in the package README"
+        lines.append(f"| {link} | {paper} | {status} | {summary} |")
     return "\n".join(lines)
 
 
