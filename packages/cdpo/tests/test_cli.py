@@ -71,3 +71,11 @@ def test_eval_subcommand_on_a_saved_model(tmp_path, capsys):
         == 0
     )
     assert '"accuracy"' in capsys.readouterr().out
+
+
+def test_headline_names_only_the_methods_the_run_trained():
+    from cdpo.reproduce import headline
+
+    results = {"base": [{"accuracy": 0.5}], "dpo": [{"accuracy": 0.4}, {"accuracy": 0.6}]}
+    text = headline(results, {})
+    assert text == "greedy accuracy: base 50.0 ± 0.0, DPO 50.0 ± 14.1"

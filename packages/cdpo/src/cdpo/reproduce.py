@@ -246,13 +246,21 @@ def figures(pipe, results: dict, ro: dict, prefix: str = "cdpo") -> list[Figure]
 
 def headline(results: dict, det: dict) -> str:
     def cell(m):
-        v = [100 * r["accuracy"] for r in results.get(m, [])]
-        return f"{np.mean(v):.1f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.1f}" if v else "n/a"
+        v = [100 * r["accuracy"] for r in results[m]]
+        return f"{np.mean(v):.1f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.1f}"
 
-    text = (
-        f"greedy accuracy: base {cell('base')}, DPO {cell('dpo')}, RPO {cell('rpo')}, "
-        f"cDPO (paper form) {cell('cdpo_seq')}, cDPO (code form) {cell('cdpo_code')}"
-    )
+    names = {
+        "base": "base",
+        "sft": "SFT",
+        "dpo": "DPO",
+        "rpo": "RPO",
+        "cdpo_seq": "cDPO (paper form)",
+        "cdpo_code": "cDPO (code form)",
+        "cdpo_shuffled": "cDPO weights shuffled (control)",
+    }
+    # Only the methods this run trained: an ablation record names just its own rows.
+    parts = [f"{label} {cell(m)}" for m, label in names.items() if results.get(m)]
+    text = "greedy accuracy: " + ", ".join(parts)
     if det.get("n"):
         top1 = det["scores"]["cdpo weight 1-s (gamma=1)"]["top1"]
         text += f"; contrastive estimation puts its top weight on the first error {100 * top1:.0f}%"
