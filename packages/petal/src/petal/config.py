@@ -88,6 +88,18 @@ class AdaptConfig:
             raise ConfigError("momentum and weight_decay must be >= 0")
 
 
+_IMAGENET = AdaptConfig(
+    batch_size=64,
+    optimizer="sgd",
+    lr=0.01,
+    ap=0.1,
+    rst=0.001,
+    perc=0.003,
+    spw=1e-11,
+    symmetric_ce=True,
+    aug_chunk=4,
+)
+
 PROFILES: dict[str, AdaptConfig] = {
     # CIFAR-10-C, WRN-28-10 (cfgs/cifar10/petal*.yaml)
     "paper-cifar10": AdaptConfig(
@@ -98,28 +110,9 @@ PROFILES: dict[str, AdaptConfig] = {
         batch_size=200, ap=0.72, rst=0.01, perc=0.03, spw=1e-9, aug_chunk=4
     ),
     # ImageNet-C, ResNet-50: SGD, symmetric CE, AP 0.1, restore 0.001, δ 0.003, λ 1e-11
-    "paper-imagenet": AdaptConfig(
-        batch_size=64,
-        optimizer="sgd",
-        lr=0.01,
-        ap=0.1,
-        rst=0.001,
-        perc=0.003,
-        spw=1e-11,
-        symmetric_ce=True,
-        aug_chunk=4,
-    ),
-    "paper-imagenet3dcc": AdaptConfig(
-        batch_size=64,
-        optimizer="sgd",
-        lr=0.01,
-        ap=0.1,
-        rst=0.001,
-        perc=0.003,
-        spw=1e-10,
-        symmetric_ce=True,
-        aug_chunk=4,
-    ),
+    "paper-imagenet": _IMAGENET,
+    # ImageNet-3DCC: the ImageNet-C setting with λ 1e-10
+    "paper-imagenet3dcc": dataclasses.replace(_IMAGENET, spw=1e-10),
     # CPU-scale default: the CIFAR-10 hyper-parameters with a smaller batch and an EMA scaled
     # to the shorter stream (README, deviations); p_th is set per source model by CoTTA's rule.
     "embedded": AdaptConfig(batch_size=32, ema=0.997, ap=0.92, rst=0.01, perc=0.03, spw=1e-9),
