@@ -163,3 +163,35 @@ def test_readme_commands_exist_and_ci_runs_the_test_command():
     assert re.search(rf"^{re.escape(test)}\s*$", ci, re.M), (
         ".ci/run must run the README test command"
     )
+
+
+@pytest.mark.parametrize("folder", member_dirs(), ids=lambda p: p.name)
+def test_exported_requirements_match_the_lock(folder):
+    """packages/<paper>/requirements.txt (for copying one package out) is current."""
+    name = pyproject(folder)["project"]["name"]
+    committed = folder / "requirements.txt"
+    assert committed.is_file(), f"{committed} is missing: run `uv run nox -s locks`"
+    fresh = subprocess.run(
+        [
+            "uv",
+            "export",
+            "--frozen",
+            "--package",
+            name,
+            "--no-dev",
+            "--no-hashes",
+            "--no-emit-workspace",
+            "--no-header",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+    def pins(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line and not line.lstrip().startswith("#")]
+
+    assert pins(committed.read_text()) == pins(fresh), (
+        f"{committed} is stale: run `uv run nox -s locks`"
+    )
