@@ -111,3 +111,15 @@ def test_quick_reproduction_keeps_the_invariants(tmp_path):
         assert np.isfinite(row["fd"]["mean"]) and row["fd"]["mean"] >= 0
     assert (tmp_path / "digits_quick.json").is_file()
     assert (tmp_path / "digits_quick_samples_dls_consistent.png").is_file()
+
+
+def test_headline_counts_non_positive_iterates_and_compares_fd():
+    from dale_langevin.reproduce import headline
+
+    per_seed = {
+        "DLS consistent": [{"min_iterate": 0.5, "nonpositive": 0, "fd": 2.0}] * 2,
+        "VE baseline (additive)": [{"min_iterate": -3.0, "nonpositive": 9, "fd": 1.0}] * 2,
+    }
+    text = headline(per_seed)
+    assert text.startswith("digits, 2 seeds: 0 non-positive iterates")
+    assert "(smallest 0.500)" in text and "2.00 ± 0.00 vs additive VE 1.00 ± 0.00" in text

@@ -118,3 +118,32 @@ def test_bench_prints_ratios(capsys):
 def test_bad_arguments_are_refused_with_a_message(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_headline_reads_the_bound_and_sampling_tables():
+    from radd.reproduce import headline
+    from reprozoo.results import Table, summarize
+
+    markov = Table(
+        "m",
+        ["objective", "bound (nats/token)"],
+        [
+            {"objective": "RADD ao", "bound (nats/token)": summarize([1.6, 1.5])},
+            {"objective": "oracle q (exact conditionals)", "bound (nats/token)": 1.2},
+            {"objective": "exact NLL", "bound (nats/token)": 1.4},
+        ],
+    )
+    sampling = Table(
+        "s",
+        ["steps", "NFE ratio uncached/cached", "wall-clock speed-up"],
+        [
+            {
+                "steps": 4096,
+                "NFE ratio uncached/cached": 64.0,
+                "wall-clock speed-up": summarize([20.0]),
+            },
+        ],
+    )
+    text = headline(markov, sampling)
+    assert "every bound sits at or above the exact NLL 1.400" in text
+    assert "best RADD ao 1.550" in text and "NFE ratio 64.0×" in text and "20.0×" in text
